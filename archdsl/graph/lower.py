@@ -1,0 +1,123 @@
+"""Lower: Spec -> networkx.DiGraph, the single source of truth for ``build`` and ``cost``.
+
+Node ids run in execution order::
+
+    embed -> L0 -> L1 -> ... -> norm -> head
+
+``L{i}`` of kind ``layer`` is one pre-norm residual sub-layer ``x + f(norm(x))``. A parallel
+sub-layer ``(a | b)`` is explicit: a ``fork`` node ``L{i}`` holding the one pre-norm, branch
+nodes ``L{i}.b{j}.{k}`` (kind ``layer``, ``residual=False``), and a ``merge`` node ``L{i}.sum``
+that sums the branches and adds the residual. Nodes of a ``shared(...)`` group carry the group
+name and a ``slot``; nodes with the same ``(group, slot)`` are one set of weights.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from archdsl.errors import GraphError
+from archdsl.graph.check import check_graph
+from archdsl.spec import limits
+from archdsl.spec.model import LayerNode, Node, ParallelNode, RepeatNode, SeqNode, SharedNode, Spec
+
+
+def lower(spec: Spec) -> nx.DiGraph:
+    graph = nx.DiGraph(model=spec.model, spec=spec)
+    d, vocab = spec.model.d_model, spec.model.vocab
+    graph.add_node("embed", kind="embed", width_in=vocab, width_out=d, span=None, group=None)
+    _Lowerer(graph, d).seq(spec.body, group=None, slot_prefix="")
+    last = graph.graph.pop("_last", "embed")
+    graph.add_node("norm", kind="norm", width_in=d, width_out=d, span=None, group=None)
+    graph.add_edge(last, "norm")
+    graph.add_node("head", kind="head", width_in=d, width_out=vocab, tied=spec.model.tie_embeddings,
+                   span=None, group=None)
+    graph.add_edge("norm", "head")
+    check_graph(graph)
+    return graph
+
+
+class _Lowerer:
+    """Walks the spec tree appending sub-layers; ``graph.graph['_last']`` is the open end."""
+
+    def __init__(self, graph: nx.DiGraph, d_model: int):
+        self.graph = graph
+        self.d = d_model
+        self.index = 0
+        graph.graph["_last"] = "embed"
+
+    def _append(self, node_id: str, **attrs) -> None:
+        if self.index >= limits.MAX_SUBLAYERS:
+            raise GraphError(f"more than {limits.MAX_SUBLAYERS:,} sub-layers", attrs.get("span"))
+        self.graph.add_node(node_id, width_in=self.d, width_out=self.d, **attrs)
+        self.graph.add_edge(self.graph.graph["_last"], node_id)
+        self.graph.graph["_last"] = node_id
+
+    def seq(self, seq: SeqNode, group: str | None, slot_prefix: str) -> None:
+        for position, item in enumerate(seq.items):
+            self.item(item, group, f"{slot_prefix}{position}")
+
+    def item(self, node: Node, group: str | None, slot: str) -> None:
+        if isinstance(node, LayerNode):
+            self._append(f"L{self.index}", kind="layer", type=node.type, params=node.params, span=node.span,
+                         group=group, slot=slot if group else None, residual=True, index=self.index)
+            self.index += 1
+        elif isinstance(node, SeqNode):
+            self.seq(node, group, f"{slot}.")
+        elif isinstance(node, RepeatNode):
+            # copies of a repeat are distinct weights, also inside a shared group
+            for copy in range(node.count):
+                self.seq(node.body, group, f"{slot}x{copy}.")
+        elif isinstance(node, SharedNode):
+            if group is not None:
+                raise GraphError("shared(...) cannot be nested inside another shared(...)", node.span)
+            self.seq(node.body, node.group, "")
+        elif isinstance(node, ParallelNode):
+            self.parallel(node, group, slot)
+        else:  # pragma: no cover - the spec models admit no other node
+            raise TypeError(type(node).__name__)
+
+    def parallel(self, node: ParallelNode, group: str | None, slot: str) -> None:
+        fork = f"L{self.index}"
+        self._append(fork, kind="fork", span=node.span, group=group, slot=slot if group else None,
+                     index=self.index)
+        ends = []
+        for j, branch in enumerate(node.branches):
+            previous = fork
+            for k, layer in enumerate(_flat_branch(branch)):
+                node_id = f"{fork}.b{j}.{k}"
+                branch_slot = f"{slot}/b{j}.{k}" if group else None
+                self.graph.add_node(node_id, kind="layer", type=layer.type, params=layer.params, span=layer.span,
+                                    group=group, slot=branch_slot, residual=False, index=self.index,
+                                    width_in=self.d, width_out=self.d)
+                self.graph.add_edge(previous, node_id)
+                previous = node_id
+            ends.append(previous)
+        merge = f"{fork}.sum"
+        self.graph.add_node(merge, kind="merge", span=node.span, group=group, index=self.index,
+                            width_in=self.d, width_out=self.d)
+        for end in ends:
+            self.graph.add_edge(end, merge)
+        self.graph.graph["_last"] = merge
+        self.index += 1
+
+
+def _flat_branch(branch: SeqNode) -> list[LayerNode]:
+    """The layers of one parallel branch in order (repeats unrolled)."""
+    layers: list[LayerNode] = []
+
+    def walk(node: Node) -> None:
+        if isinstance(node, LayerNode):
+            layers.append(node)
+        elif isinstance(node, SeqNode):
+            for item in node.items:
+                walk(item)
+        elif isinstance(node, RepeatNode):
+            for _ in range(node.count):
+                walk(node.body)
+        else:
+            raise GraphError("a parallel branch may hold only layer calls and repeats of them", node.span)
+
+    walk(branch)
+    if not layers:
+        raise GraphError("a parallel branch is empty", branch.span)
+    return layers

@@ -1,0 +1,103 @@
+"""The model every spec builds into: embedding -> residual sub-layers -> final norm -> LM head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from archdsl.errors import GenerationError
+from archdsl.nn.norm import RMSNorm
+
+
+class ArchModel(nn.Module):
+    """A causal language model. ``model(ids)`` with ids (B, T) returns logits (B, T, vocab).
+
+    ``layers`` may hold the same module at several indices (``shared(...)``): torch counts and
+    trains those parameters once. Generation keeps one state per index, since a shared layer at
+    two depths sees two different sequences of inputs.
+    """
+
+    def __init__(self, settings, sublayers: list[nn.Module]):
+        super().__init__()
+        self.settings = settings
+        self.embed = nn.Embedding(settings.vocab, settings.d_model)
+        self.layers = nn.ModuleList(sublayers)
+        self.norm = RMSNorm(settings.d_model, settings.norm_eps)
+        self.lm_head = nn.Linear(settings.d_model, settings.vocab, bias=False)
+        # Llama's initialiser for the two vocabulary matrices; layers initialise themselves.
+        nn.init.normal_(self.embed.weight, std=0.02)
+        if settings.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        else:
+            nn.init.normal_(self.lm_head.weight, std=0.02)
+
+    def forward(self, ids: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        x = self.embed(ids)  # (B, T, D)
+        for layer in self.layers:
+            x = layer(x, reference=reference)
+        return self.lm_head(self.norm(x))  # (B, T, vocab)
+
+    def aux_loss(self) -> torch.Tensor | float:
+        """Sum of the auxiliary losses (MoE load balancing) of the last forward pass."""
+        total: torch.Tensor | float = 0.0
+        for module in {id(m): m for m in self.modules()}.values():
+            loss = getattr(module, "aux_loss", None)
+            if isinstance(loss, torch.Tensor):
+                total = total + loss
+        return total
+
+    # --- generation --------------------------------------------------------------------------
+
+    def init_state(self, batch: int, max_len: int) -> list[Any]:
+        """One state per sub-layer index, sized for ``max_len`` tokens (prompt + new)."""
+        p = next(self.parameters())
+        return [layer.init_state(batch, max_len=max_len, device=p.device, dtype=p.dtype) for layer in self.layers]
+
+    def step(self, token: torch.Tensor, state: list[Any]) -> torch.Tensor:
+        """Logits (B, vocab) for one token per sequence (B,), advancing ``state`` in place."""
+        x = self.embed(token)  # (B, D)
+        for i, layer in enumerate(self.layers):
+            x, state[i] = layer.step(x, state[i])
+        return self.lm_head(self.norm(x))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        ids: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue ``ids`` (B, T) by ``max_new_tokens`` tokens; temperature 0 is greedy."""
+        if ids.dim() != 2 or ids.shape[1] < 1:
+            raise GenerationError(f"generate expects token ids of shape (batch, length >= 1), got {tuple(ids.shape)}")
+        if max_new_tokens < 0:
+            raise GenerationError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if temperature < 0:
+            raise GenerationError(f"temperature must be >= 0, got {temperature}")
+        if top_k is not None and not 1 <= top_k <= self.settings.vocab:
+            raise GenerationError(f"top_k must be in 1..{self.settings.vocab}, got {top_k}")
+        batch, length = ids.shape
+        state = self.init_state(batch, length + max_new_tokens)
+        logits = None
+        for t in range(length):  # the prompt, one token at a time through the recurrent states
+            logits = self.step(ids[:, t], state)
+        out = [ids]
+        for _ in range(max_new_tokens):
+            token = _sample(logits, temperature, top_k, generator)
+            out.append(token[:, None])
+            logits = self.step(token, state)
+        return torch.cat(out, dim=1)
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]

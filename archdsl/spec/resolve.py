@@ -1,0 +1,269 @@
+"""Resolve: AST -> Spec. Expands ``let`` names, checks layer names and parameters against the
+registry, fills defaults and names shared weight groups. Every error carries the span of the
+text it is about."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from archdsl.errors import LimitError, ParameterError, ResolveError, did_you_mean
+from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.registry import get_layer, is_layer, list_layers
+from archdsl.spec import limits
+from archdsl.spec.model import (
+    LayerNode,
+    ModelSettings,
+    Node,
+    ParallelNode,
+    RepeatNode,
+    SeqNode,
+    SharedNode,
+    Spec,
+)
+from archdsl.syntax import ast
+
+
+def resolve(program: ast.Program, **settings: Any) -> Spec:
+    """Turn a parsed program into a Spec. ``settings`` override the ``model`` header."""
+    model = _model_settings(program.header, settings)
+    return _Resolver(program, model).run()
+
+
+def _model_settings(header: ast.Header | None, overrides: dict[str, Any]) -> ModelSettings:
+    fields = ModelSettings.model_fields
+    for key in overrides:
+        if key not in fields:
+            raise ParameterError(f"unknown model setting '{key}'{did_you_mean(key, fields)}; known: {', '.join(fields)}")
+    values: dict[str, Any] = {}
+    spans: dict[str, ast.Span] = {}
+    for param in header.params if header else ():
+        if param.key not in fields:
+            raise ParameterError(
+                f"unknown model setting '{param.key}'{did_you_mean(param.key, fields)}; known: {', '.join(fields)}",
+                param.span,
+            )
+        if param.key in values:
+            raise ParameterError(f"model setting '{param.key}' is given twice", param.span)
+        values[param.key] = param.value
+        spans[param.key] = param.value_span or param.span
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ModelSettings(**values)
+    except ValidationError as exc:
+        key = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+        where = "in the model header" if key in spans and key not in overrides else "in the model settings"
+        raise ParameterError(
+            f"model setting {_describe_validation(exc, ModelSettings)} ({where})",
+            spans.get(key) if key not in overrides else None,
+        ) from None
+
+
+def _describe_validation(exc: ValidationError, model: type) -> str:
+    """One readable line from pydantic's first error: field, value received, what was expected."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "?"
+    expected = err["msg"].replace("Input should be", "expected").replace("input should be", "expected")
+    info = model.model_fields.get(field) if hasattr(model, "model_fields") else None
+    description = f" ({info.description})" if info is not None and info.description else ""
+    return f"'{field}={_show(err.get('input'))}': {expected}{description}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _Resolver:
+    def __init__(self, program: ast.Program, model: ModelSettings):
+        self.program = program
+        self.model = model
+        self.lets: dict[str, ast.Let] = {}
+        self.resolved_lets: dict[str, list[Node]] = {}
+        self.resolving: list[str] = []  # let names being expanded, to report recursion
+        self.layer_cache: dict[tuple, LayerNode] = {}
+        self.shared_depth = 0
+        self.branch_depth = 0
+
+    def run(self) -> Spec:
+        for let in self.program.lets:
+            if let.name in self.lets:
+                first = self.lets[let.name].span
+                raise ResolveError(f"'{let.name}' is defined twice (first at {first.line}:{first.column})", let.span)
+            if is_layer(let.name):
+                raise ResolveError(f"'let {let.name}' would hide the layer type '{let.name}'; choose another name", let.span)
+            self.lets[let.name] = let
+        _check_size(self.program, self.lets)
+        items = self._seq_items(self.program.body)
+        return Spec(model=self.model, body=SeqNode(items=tuple(items), span=self.program.body.span),
+                    span=self.program.span, source_name=self.program.span.file)
+
+    # --- expressions -------------------------------------------------------------------------
+
+    def _seq_items(self, seq: ast.Seq) -> list[Node]:
+        items: list[Node] = []
+        for expr in seq.items:
+            items.extend(self._expr(expr))
+        return items
+
+    def _expr(self, expr: ast.Expr) -> list[Node]:
+        """Resolve one expression to the items it contributes to the enclosing sequence."""
+        if isinstance(expr, ast.Call):
+            return self._call(expr)
+        if isinstance(expr, ast.Seq):
+            return self._seq_items(expr)
+        if isinstance(expr, ast.Group):
+            return self._seq_items(expr.body)
+        if isinstance(expr, ast.Repeat):
+            if expr.count < 1:
+                raise ResolveError(f"repeat count must be at least 1, got {expr.count}", expr.count_span or expr.span)
+            body = SeqNode(items=tuple(self._seq_items(expr.body)), span=expr.body.span)
+            return [RepeatNode(count=expr.count, body=body, span=expr.span)]
+        if isinstance(expr, ast.Parallel):
+            return [self._parallel(expr)]
+        if isinstance(expr, ast.Shared):
+            return [self._shared(expr, group=f"shared_{expr.span.line}_{expr.span.column}")]
+        raise TypeError(f"unknown AST node {type(expr).__name__}")  # a bug, not user input
+
+    def _parallel(self, expr: ast.Parallel) -> ParallelNode:
+        self.branch_depth += 1
+        try:
+            branches = []
+            for branch in expr.branches:
+                items = self._seq_items(branch)
+                for item in items:
+                    if not isinstance(item, (LayerNode, RepeatNode)):
+                        what = "a parallel group" if isinstance(item, ParallelNode) else "shared(...)"
+                        raise ResolveError(
+                            f"{what} cannot stand inside a parallel branch; a branch is a sequence of layer calls",
+                            item.span or branch.span,
+                        )
+                branches.append(SeqNode(items=tuple(items), span=branch.span))
+        finally:
+            self.branch_depth -= 1
+        return ParallelNode(branches=tuple(branches), span=expr.span)
+
+    def _shared(self, expr: ast.Shared, group: str) -> SharedNode:
+        if self.shared_depth:
+            raise ResolveError("shared(...) cannot be nested inside another shared(...)", expr.span)
+        self.shared_depth += 1
+        try:
+            body = SeqNode(items=tuple(self._seq_items(expr.body)), span=expr.body.span)
+        finally:
+            self.shared_depth -= 1
+        return SharedNode(group=group, body=body, span=expr.span)
+
+    def _call(self, call: ast.Call) -> list[Node]:
+        if call.name in self.lets:
+            if call.params:
+                raise ResolveError(
+                    f"'{call.name}' is a let name and takes no parameters; write them inside its definition",
+                    call.params[0].span,
+                )
+            return self._let(call)
+        if not is_layer(call.name):
+            hint = did_you_mean(call.name, [*list_layers(), *self.lets])
+            raise ResolveError(
+                f"unknown layer '{call.name}'{hint}; known layers: {', '.join(list_layers())}"
+                + (f"; let names: {', '.join(self.lets)}" if self.lets else ""),
+                call.span,
+            )
+        return [self._layer(call)]
+
+    def _let(self, call: ast.Call) -> list[Node]:
+        name = call.name
+        if name in self.resolving:
+            cycle = " -> ".join([*self.resolving[self.resolving.index(name):], name])
+            raise ResolveError(f"'{name}' is defined in terms of itself ({cycle})", call.span)
+        if name not in self.resolved_lets:
+            let = self.lets[name]
+            self.resolving.append(name)
+            try:
+                body = let.body.items
+                if len(body) == 1 and isinstance(body[0], ast.Shared):
+                    # `let glob = shared(...)`: the weight group takes the let's name
+                    self.resolved_lets[name] = [self._shared(body[0], group=name)]
+                else:
+                    self.resolved_lets[name] = self._seq_items(let.body)
+            finally:
+                self.resolving.pop()
+        return self.resolved_lets[name]
+
+    # --- layers ------------------------------------------------------------------------------
+
+    def _layer(self, call: ast.Call) -> LayerNode:
+        layer_type = get_layer(call.name)
+        params_model: type[LayerParams] = layer_type.Params
+        fields = params_model.model_fields
+        given: dict[str, Any] = {}
+        spans: dict[str, ast.Span] = {}
+        for param in call.params:
+            if param.key not in fields:
+                raise ParameterError(
+                    f"layer '{call.name}' has no parameter '{param.key}'{did_you_mean(param.key, fields)}; "
+                    f"its parameters: {', '.join(fields) or 'none'}",
+                    param.span,
+                )
+            if param.key in given:
+                raise ParameterError(f"parameter '{param.key}' is given twice", param.span)
+            given[param.key] = param.value
+            spans[param.key] = param.value_span or param.span
+        try:
+            params = params_model(**given)
+        except ValidationError as exc:
+            key = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+            raise ParameterError(
+                f"layer '{call.name}' parameter {_describe_validation(exc, params_model)}", spans.get(key, call.span)
+            ) from None
+        try:
+            params = params.resolve(self.model)
+        except InvalidParams as exc:
+            raise ParameterError(f"layer '{call.name}': {exc.message}", spans.get(exc.field, call.span)) from None
+        return LayerNode(type=call.name, params=params, span=call.span)
+
+
+def _check_size(program: ast.Program, lets: dict[str, ast.Let]) -> None:
+    """Refuse absurd programs by arithmetic on the AST (nothing is unrolled or allocated)."""
+    memo: dict[str, int] = {}
+
+    def count(expr: ast.Expr, depth: int, stack: tuple[str, ...]) -> int:
+        if depth > limits.MAX_NESTING:
+            raise LimitError(f"nesting deeper than {limits.MAX_NESTING} levels", expr.span)
+        if isinstance(expr, ast.Call):
+            if expr.name not in lets:
+                return 1
+            if expr.name in stack:
+                return 0  # recursion is reported with its cycle by the resolver
+            if expr.name not in memo:
+                memo[expr.name] = count(lets[expr.name].body, depth + 1, (*stack, expr.name))
+            return memo[expr.name]
+        if isinstance(expr, ast.Seq):
+            return sum(count(item, depth, stack) for item in expr.items)
+        if isinstance(expr, (ast.Group, ast.Shared)):
+            return count(expr.body, depth + 1, stack)
+        if isinstance(expr, ast.Parallel):
+            return sum(count(b, depth + 1, stack) for b in expr.branches)
+        if isinstance(expr, ast.Repeat):
+            if expr.count > limits.MAX_REPEAT:
+                raise LimitError(
+                    f"repeat count {expr.count} is larger than the limit of {limits.MAX_REPEAT}",
+                    expr.count_span or expr.span,
+                )
+            inner = count(expr.body, depth + 1, stack)
+            total = max(expr.count, 0) * inner
+            if total > limits.MAX_SUBLAYERS:
+                raise LimitError(
+                    f"this repeat unrolls to {total:,} layer calls, more than the limit of {limits.MAX_SUBLAYERS:,}",
+                    expr.span,
+                )
+            return total
+        return 0
+
+    total = count(program.body, 0, ())
+    if total > limits.MAX_SUBLAYERS:
+        raise LimitError(
+            f"the program unrolls to {total:,} layer calls, more than the limit of {limits.MAX_SUBLAYERS:,}",
+            program.body.span,
+        )

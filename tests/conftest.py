@@ -1,0 +1,22 @@
+"""Shared fixtures: the examples folder is the test matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.arch"))
+
+
+def pytest_generate_tests(metafunc):
+    if "example_path" in metafunc.fixturenames:
+        metafunc.parametrize("example_path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
