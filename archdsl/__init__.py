@@ -9,6 +9,13 @@
 from archdsl.api import build, load, parse, to_graph
 from archdsl.errors import ArchDSLError
 
+
+def from_hf(model_or_config):
+    """An archdsl model equal to a Hugging Face Llama, Mamba2 or Mamba model (see archdsl.nn.hf)."""
+    from archdsl.nn.hf import from_hf as _from_hf
+
+    return _from_hf(model_or_config)
+
 __version__ = "0.1.0"
 
-__all__ = ["ArchDSLError", "build", "load", "parse", "to_graph", "__version__"]
+__all__ = ["ArchDSLError", "build", "from_hf", "load", "parse", "to_graph", "__version__"]

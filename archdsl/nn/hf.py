@@ -1,0 +1,136 @@
+"""Import Hugging Face models: the spec of a ``LlamaForCausalLM``, ``Mamba2ForCausalLM`` or
+``MambaForCausalLM`` config, and a built model holding the same weights.
+
+Only configurations archdsl reproduces exactly are accepted; anything else (biases, rope
+scaling, another activation) is an :class:`ArchDSLError` naming the field, so an import never
+silently computes something different from the original.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from archdsl.api import build, parse
+from archdsl.errors import ArchDSLError
+from archdsl.spec.model import Spec
+
+
+def spec_from_hf(config: Any) -> Spec:
+    """The Spec of a Hugging Face config (Llama, Mamba2 or Mamba)."""
+    kind = _kind(config)
+    return parse(_PROGRAMS[kind](config), filename=f"<{type(config).__name__}>")
+
+
+def from_hf(model_or_config: Any) -> torch.nn.Module:
+    """An archdsl model equal to a Hugging Face model: weights are copied when a model is given;
+    from a config the model is freshly initialised. ``model.spec`` holds the Spec.
+
+    >>> model = from_hf(transformers.LlamaForCausalLM(config))   # doctest: +SKIP
+    """
+    config = getattr(model_or_config, "config", model_or_config)
+    spec = spec_from_hf(config)
+    model = build(spec)
+    if hasattr(model_or_config, "state_dict"):
+        source = model_or_config.state_dict()
+        mapped = {ours: source[theirs] for ours, theirs in _WEIGHT_NAMES[_kind(config)](config).items()}
+        missing, unexpected = model.load_state_dict(mapped, strict=False)
+        # the LM head of a tied model is the embedding itself and is not in the mapping
+        missing = [k for k in missing if not (k == "lm_head.weight" and spec.model.tie_embeddings)]
+        if missing or unexpected:
+            raise ArchDSLError(f"weights did not map one to one: missing {missing}, unexpected {unexpected}")
+        model.to(next(iter(source.values())).dtype)
+    return model
+
+
+def _kind(config: Any) -> str:
+    kind = getattr(config, "model_type", None)
+    if kind not in _PROGRAMS:
+        raise ArchDSLError(f"cannot import a '{kind}' model; supported: {', '.join(_PROGRAMS)}")
+    return kind
+
+
+def _require(config: Any, field: str, expected: Any) -> None:
+    value = getattr(config, field, expected)
+    if value != expected:
+        raise ArchDSLError(f"{type(config).__name__}.{field}={value!r} is not supported; archdsl needs {expected!r}")
+
+
+def _header(config: Any, eps: float) -> str:
+    tied = "true" if config.tie_word_embeddings else "false"
+    return f"model d_model={config.hidden_size} vocab={config.vocab_size} tie_embeddings={tied} norm_eps={eps!r}\n"
+
+
+def _llama_program(config: Any) -> str:
+    for field, expected in (("attention_bias", False), ("mlp_bias", False), ("hidden_act", "silu")):
+        _require(config, field, expected)
+    rope = getattr(config, "rope_parameters", None) or {}
+    if rope.get("rope_type", "default") != "default":
+        raise ArchDSLError(f"rope type '{rope.get('rope_type')}' is not supported; archdsl applies plain RoPE")
+    theta = float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+    attn = (f"attn heads={config.num_attention_heads} kv_heads={config.num_key_value_heads} "
+            f"head_dim={config.head_dim} rope_theta={theta!r}")
+    return _header(config, config.rms_norm_eps) + f"{config.num_hidden_layers}x({attn} mlp hidden={config.intermediate_size})"
+
+
+def _mamba2_program(config: Any) -> str:
+    for field, expected in (("use_bias", False), ("use_conv_bias", True), ("hidden_act", "silu")):
+        _require(config, field, expected)
+    if config.num_heads * config.head_dim != config.expand * config.hidden_size:
+        raise ArchDSLError(
+            f"Mamba2Config has num_heads*head_dim = {config.num_heads * config.head_dim} but "
+            f"expand*hidden_size = {config.expand * config.hidden_size}; archdsl needs them equal"
+        )
+    if tuple(config.time_step_limit) != (0.0, float("inf")):
+        raise ArchDSLError(f"Mamba2Config.time_step_limit={config.time_step_limit} is not supported")
+    ssm = (f"ssm state={config.state_size} expand={config.expand} head_dim={config.head_dim} "
+           f"groups={config.n_groups} conv={config.conv_kernel} chunk={config.chunk_size}")
+    return _header(config, config.layer_norm_epsilon) + f"{config.num_hidden_layers}x({ssm})"
+
+
+def _mamba_program(config: Any) -> str:
+    for field, expected in (("use_bias", False), ("use_conv_bias", True), ("hidden_act", "silu")):
+        _require(config, field, expected)
+    mamba = (f"mamba state={config.state_size} expand={config.expand} conv={config.conv_kernel} "
+             f"dt_rank={config.time_step_rank}")
+    return _header(config, config.layer_norm_epsilon) + f"{config.num_hidden_layers}x({mamba})"
+
+
+def _llama_weights(config: Any) -> dict[str, str]:
+    names = {"embed.weight": "model.embed_tokens.weight", "norm.weight": "model.norm.weight"}
+    if not config.tie_word_embeddings:
+        names["lm_head.weight"] = "lm_head.weight"
+    for i in range(config.num_hidden_layers):
+        attn, mlp, theirs = f"layers.{2 * i}", f"layers.{2 * i + 1}", f"model.layers.{i}"
+        names[f"{attn}.norm.weight"] = f"{theirs}.input_layernorm.weight"
+        names[f"{mlp}.norm.weight"] = f"{theirs}.post_attention_layernorm.weight"
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            names[f"{attn}.mixer.{proj}.weight"] = f"{theirs}.self_attn.{proj}.weight"
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            names[f"{mlp}.mixer.{proj}.weight"] = f"{theirs}.mlp.{proj}.weight"
+    return names
+
+
+def _ssm_weights(parameters: tuple[str, ...]):
+    def names(config: Any) -> dict[str, str]:
+        out = {"embed.weight": "backbone.embeddings.weight", "norm.weight": "backbone.norm_f.weight"}
+        if not config.tie_word_embeddings:
+            out["lm_head.weight"] = "lm_head.weight"
+        for i in range(config.num_hidden_layers):
+            out[f"layers.{i}.norm.weight"] = f"backbone.layers.{i}.norm.weight"
+            for name in parameters:
+                out[f"layers.{i}.mixer.{name}"] = f"backbone.layers.{i}.mixer.{name}"
+        return out
+
+    return names
+
+
+_PROGRAMS = {"llama": _llama_program, "mamba2": _mamba2_program, "mamba": _mamba_program}
+_WEIGHT_NAMES = {
+    "llama": _llama_weights,
+    "mamba2": _ssm_weights(("in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias", "A_log", "D",
+                            "norm.weight", "out_proj.weight")),
+    "mamba": _ssm_weights(("in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight",
+                           "dt_proj.bias", "A_log", "D", "out_proj.weight")),
+}
