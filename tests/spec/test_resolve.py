@@ -43,7 +43,7 @@ def test_inline_shared_gets_a_positional_group_name():
     spec = archdsl.parse("ssm 2x(shared(attn))")
     repeat = spec.body.items[1]
     assert isinstance(repeat, RepeatNode)
-    assert repeat.body.items[0].group == "shared_1_9"
+    assert repeat.body.items[0].group == "shared_1_8"  # the column of the word `shared`
 
 
 def test_parallel_branches_are_kept():

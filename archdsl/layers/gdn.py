@@ -1,0 +1,257 @@
+"""``gdn``: Gated DeltaNet (Yang, Kautz, Hatamizadeh 2024), the linear attention of Qwen3-Next.
+
+Per head the state ``S`` (head_dim x v_head_dim) follows the gated delta rule::
+
+    S_t = alpha_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T        o_t = S_t^T q_t / sqrt(head_dim)
+
+with q, k L2-normalised, ``alpha_t = exp(g_t)``, ``g_t = -exp(A_log) * softplus(a_t + dt_bias)`` and
+``beta_t = sigmoid(b_t)``. The layer around it follows fla's ``GatedDeltaNet`` and Qwen3-Next's
+``Qwen3NextGatedDeltaNet``: one input projection to q, k, v, the output gate z and the per-head
+a, b; a short causal depthwise conv with SiLU on q, k, v; an RMSNorm per head multiplied by
+silu(z); an output projection. The projection rows are laid out ``[q | k | v | z | b | a]``
+(Qwen3-Next interleaves them per key head, so moving its weights needs a permutation).
+
+The fast path is the chunked WY (UT transform) algorithm of the paper (section 3.3): matrix
+products within chunks and a pass of the state across chunks; ``reference=True`` runs
+:meth:`GatedDeltaNet.step` token by token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from archdsl.cost.value import Cost, CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.registry import register_layer
+from archdsl.nn.norm import RMSNorm
+from archdsl.spec.model import ModelSettings
+
+
+class GDNParams(LayerParams):
+    heads: int | None = Field(None, ge=1, description="heads (default d_model // 128, at least 1)")
+    head_dim: int | None = Field(None, ge=1, description="query/key width per head (default d_model // heads)")
+    expand_v: float = Field(2.0, gt=0.0, description="value width per head as a multiple of head_dim (fla, paper)")
+    conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv on q, k, v")
+    chunk: int = Field(64, ge=1, le=1024, description="tokens per chunk of the chunked (WY) algorithm")
+
+    def resolve(self, model: ModelSettings) -> GDNParams:
+        heads = self.heads if self.heads is not None else max(1, model.d_model // 128)
+        head_dim = self.head_dim
+        if head_dim is None:
+            if heads > model.d_model:
+                raise InvalidParams("heads", f"heads={heads} exceeds d_model={model.d_model}; "
+                                    f"choose heads from 1 to {model.d_model} or set head_dim")
+            head_dim = model.d_model // heads
+        v_head_dim = head_dim * self.expand_v
+        if v_head_dim != int(v_head_dim) or v_head_dim < 1:
+            raise InvalidParams("expand_v", f"head_dim * expand_v = {head_dim} * {self.expand_v} = {v_head_dim} "
+                                "must be a whole number of at least 1; choose expand_v such as 1.0 or 2.0")
+        return self.model_copy(update={"heads": heads, "head_dim": head_dim})
+
+    @property
+    def v_head_dim(self) -> int:
+        return int(self.head_dim * self.expand_v)
+
+
+@dataclass
+class GDNState:
+    conv: torch.Tensor  # (B, 2*H*K + H*V, conv - 1): the last inputs of the conv
+    ssm: torch.Tensor  # (B, H, K, V): the delta-rule state of each head
+
+
+def _acc_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 for half types, the input's own type when wider (float64 tests stay exact)."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def l2norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``x / sqrt(sum(x^2) + eps)`` over the last dim (fla's and Qwen3-Next's form)."""
+    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps)
+
+
+def chunk_gated_delta_rule(q, k, v, g, beta, *, scale: float, chunk: int = 64, initial_state=None):
+    """The gated delta rule over a sequence, chunk by chunk (WY representation).
+
+    q, k (B, T, H, K) L2-normalised; v (B, T, H, V); g (log decay, <= 0) and beta (B, T, H);
+    initial_state (B, H, K, V) or None. Returns o (B, T, H, V) in v's dtype and the final state
+    (float32 or wider, as the work inside).
+
+    Within a chunk, with gamma_t the cumulative sum of g from the chunk start, the updates
+    written to the state are ``Delta = U - W S_0`` where ``(I + A) U = diag(beta) V``,
+    ``(I + A) W = diag(beta exp(gamma)) K`` and ``A[t, s] = beta_t exp(gamma_t - gamma_s) k_t.k_s``
+    for s < t. Every exponent is a difference gamma_t - gamma_s <= 0 taken before ``exp``,
+    so nothing overflows however strong the decay.
+    """
+    B, T, H, K = k.shape
+    V = v.shape[-1]
+    out_dtype, acc = v.dtype, _acc_dtype(v)
+    q, k, v = (t.transpose(1, 2).to(acc) for t in (q, k, v))  # (B, H, T, ·)
+    g, beta = (t.transpose(1, 2).to(acc) for t in (g, beta))  # (B, H, T)
+    q = q * scale
+    C = min(chunk, T)
+    pad = (-T) % C
+    # padded steps have g = 0 and beta = 0: they leave the state exactly as it was
+    q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    g, beta = (F.pad(t, (0, pad)) for t in (g, beta))
+    n = (T + pad) // C
+    q, k, v = (t.reshape(B, H, n, C, -1) for t in (q, k, v))  # (B, H, n, C, ·)
+    g, beta = (t.reshape(B, H, n, C) for t in (g, beta))
+
+    gamma = g.cumsum(-1)  # (B, H, n, C)
+    causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
+    decay = (gamma[..., :, None] - gamma[..., None, :]).masked_fill(~causal, float("-inf")).exp()  # (B, H, n, C, C)
+
+    k_beta = k * beta[..., None]
+    eye = torch.eye(C, dtype=q.dtype, device=q.device)
+    lower = ((k_beta @ k.transpose(-1, -2)) * decay).tril(-1) + eye  # I + A
+    u = torch.linalg.solve_triangular(lower, v * beta[..., None], upper=False)  # (B, H, n, C, V)
+    w = torch.linalg.solve_triangular(lower, k_beta * gamma.exp()[..., None], upper=False)  # (B, H, n, C, K)
+
+    scores = (q @ k.transpose(-1, -2)) * decay  # (B, H, n, C, C), diagonal included
+    q_in = q * gamma.exp()[..., None]  # reads the state left by the previous chunk
+    k_out = k * (gamma[..., -1:] - gamma).exp()[..., None]  # decayed to the chunk end
+    chunk_decay = gamma[..., -1].exp()[..., None, None]  # (B, H, n, 1, 1)
+
+    S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(acc)
+    outs = []
+    for i in range(n):
+        delta = u[:, :, i] - w[:, :, i] @ S  # (B, H, C, V)
+        outs.append(q_in[:, :, i] @ S + scores[:, :, i] @ delta)
+        S = S * chunk_decay[:, :, i] + k_out[:, :, i].transpose(-1, -2) @ delta
+    o = torch.stack(outs, 2).reshape(B, H, n * C, V)[:, :, :T]
+    return o.transpose(1, 2).to(out_dtype), S
+
+
+def recurrent_gated_delta_rule(q, k, v, g, beta, *, scale: float, initial_state=None):
+    """The same rule as :func:`chunk_gated_delta_rule`, one token at a time (the plain twin)."""
+    B, T, H, K = k.shape
+    acc = _acc_dtype(v)
+    q, k, v, g, beta = (t.to(acc) for t in (q, k, v, g, beta))
+    S = q.new_zeros(B, H, K, v.shape[-1]) if initial_state is None else initial_state.to(acc)
+    outs = []
+    for t in range(T):
+        S = S * g[:, t].exp()[..., None, None]
+        kt = k[:, t]  # (B, H, K)
+        delta = beta[:, t, :, None] * (v[:, t] - torch.einsum("bhk,bhkv->bhv", kt, S))  # (B, H, V)
+        S = S + kt[..., :, None] * delta[..., None, :]
+        outs.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S))
+    return torch.stack(outs, 1), S
+
+
+@register_layer
+class GatedDeltaNet(nn.Module):
+    name = "gdn"
+    description = "Gated DeltaNet linear attention (Qwen3-Next, fla): gated delta rule, chunked WY algorithm"
+    Params = GDNParams
+
+    def __init__(self, params: GDNParams, model: ModelSettings):
+        super().__init__()
+        p = params.resolve(model)
+        self.p = p
+        H, K, V, D = p.heads, p.head_dim, p.v_head_dim, model.d_model
+        self.heads, self.k_dim, self.v_dim = H, K, V
+        self.conv_dim = 2 * H * K + H * V
+        self.in_proj = nn.Linear(D, self.conv_dim + H * V + 2 * H, bias=False)  # q k v | z | b a
+        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, p.conv, groups=self.conv_dim, bias=False)
+        # decay as in Mamba-2 / fla: A in [1, 16], dt in [1e-3, 1e-1] log-uniformly, dt_bias = softplus^-1(dt)
+        self.A_log = nn.Parameter(torch.empty(H).uniform_(1.0, 16.0).log())
+        dt = torch.exp(torch.rand(H) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        # norm then gate, per head (fla's FusedRMSNormGated, Qwen3NextRMSNormGated); archdsl's
+        # GatedRMSNorm gates before normalising (Mamba-2), which is not this model
+        self.norm = RMSNorm(V, eps=model.norm_eps)
+        self.out_proj = nn.Linear(H * V, D, bias=False)
+
+    def _split(self, proj: torch.Tensor):
+        H, V = self.heads, self.v_dim
+        return proj.split([self.conv_dim, H * V, H, H], dim=-1)  # qkv, z, b, a
+
+    def _qkv_gates(self, qkv, b, a):
+        """Post-conv q, k, v (..., conv_dim) and raw b, a (..., H) -> heads, g and beta."""
+        H, K, V = self.heads, self.k_dim, self.v_dim
+        q, k, v = qkv.split([H * K, H * K, H * V], dim=-1)
+        acc = _acc_dtype(qkv)
+        q = l2norm(q.unflatten(-1, (H, K)).to(acc))  # (..., H, K)
+        k = l2norm(k.unflatten(-1, (H, K)).to(acc))
+        v = v.unflatten(-1, (H, V))  # (..., H, V)
+        g = -self.A_log.to(acc).exp() * F.softplus(a.to(acc) + self.dt_bias.to(acc))  # (..., H)
+        return q, k, v, g, torch.sigmoid(b.to(acc))
+
+    def _out(self, o, z):
+        o = self.norm(o) * F.silu(z.unflatten(-1, (self.heads, self.v_dim)))  # (..., H, V)
+        return self.out_proj(o.flatten(-2))
+
+    def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        B, T, _ = x.shape
+        if reference:
+            state = self.init_state(B, max_len=T, device=x.device, dtype=x.dtype)
+            return torch.stack([self.step(x[:, t], state)[0] for t in range(T)], 1)
+        qkv, z, b, a = self._split(self.in_proj(x))
+        qkv = F.pad(qkv.transpose(1, 2), (self.p.conv - 1, 0))  # (B, conv_dim, conv - 1 + T)
+        qkv = F.silu(self.conv1d(qkv)).transpose(1, 2)  # (B, T, conv_dim)
+        q, k, v, g, beta = self._qkv_gates(qkv, b, a)
+        o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk)
+        return self._out(o.to(x.dtype), z)
+
+    def init_state(self, batch: int, *, max_len: int, device=None, dtype=None) -> GDNState:
+        return GDNState(
+            conv=torch.zeros(batch, self.conv_dim, self.p.conv - 1, device=device, dtype=dtype),
+            ssm=torch.zeros(batch, self.heads, self.k_dim, self.v_dim, device=device, dtype=dtype),
+        )
+
+    def step(self, x: torch.Tensor, state: GDNState) -> tuple[torch.Tensor, GDNState]:
+        if x.shape[0] != state.ssm.shape[0]:
+            raise GenerationError(f"gdn: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        qkv, z, b, a = self._split(self.in_proj(x))  # (B, ·)
+        window = torch.cat([state.conv, qkv[..., None].to(state.conv.dtype)], -1)  # (B, conv_dim, conv)
+        qkv = F.silu((window * self.conv1d.weight[:, 0]).sum(-1).to(x.dtype))
+        q, k, v, g, beta = self._qkv_gates(qkv, b, a)
+        o, S = recurrent_gated_delta_rule(q[:, None], k[:, None], v[:, None], g[:, None], beta[:, None],
+                                          scale=self.k_dim**-0.5, initial_state=state.ssm)
+        # new tensors rather than in-place writes, so the reference path stays differentiable
+        state.conv = window[..., 1:]
+        state.ssm = S.to(state.ssm.dtype)
+        return self._out(o[:, 0].to(x.dtype), z), state
+
+    @classmethod
+    def cost(cls, params: GDNParams, model: ModelSettings, ctx: CostContext) -> Cost:
+        p = params.resolve(model)
+        D, H, K, V, W = model.d_model, p.heads, p.head_dim, p.v_head_dim, p.conv
+        conv_dim = 2 * H * K + H * V
+        proj_out = conv_dim + H * V + 2 * H
+        # in_proj, conv weight, A_log, dt_bias, norm weight (shared by heads), out_proj
+        params_n = D * proj_out + conv_dim * W + 2 * H + V + H * V * D
+        matmul = 2 * D * proj_out + 2 * H * V * D
+        # Chunk work as implemented, in multiply-adds per chunk of C tokens and head: k_beta k^T and
+        # q k^T (2 C^2 K), two unit-lower triangular solves (C^2 (K + V) / 2), W S, q S and k^T Delta
+        # (3 C K V), scores Delta (C^2 V). A sequence is padded to n chunks of C = min(chunk, T).
+        T = ctx.seq_len
+        C = min(p.chunk, T)
+        n = -(-T // C)
+        chunk_macs = C * C * (2 * K + V) + C * C * (K + V) / 2 + 3 * C * K * V
+        scan = 2 * W * conv_dim + 2 * H * n * chunk_macs / T
+        # One step: the conv, and per head the decay of S (K V), S^T k, k delta^T, S^T q (3 K V multiply-adds).
+        decode = matmul + 2 * W * conv_dim + H * 7 * K * V
+        state = (conv_dim * (W - 1) + H * K * V) * ctx.state_bytes
+        # Kept for backward per token (elements), counted from the autograd graph with
+        # torch.autograd.graph.saved_tensors_hooks: the input and the projection (D + proj_out);
+        # conv input, output and SiLU output (3 conv_dim); decay, I + A and scores (3 H C); q, k,
+        # k_beta, their transposed copies, w, the decayed q and k (10 H K); v beta, u, Delta and
+        # five tensors of the output norm and gate (8 H V); the state at each chunk start
+        # (H K V / C); gates and norms (8 H). The float32 inside is counted at act_bytes too.
+        per_token = D + proj_out + 3 * conv_dim + 3 * H * C + 10 * H * K + 8 * H * V + H * K * V / C + 8 * H
+        return Cost(
+            params=params_n,
+            matmul_flops=float(matmul),
+            scan_flops=float(scan),
+            activation_bytes=float(per_token * T * ctx.act_bytes),
+            state_bytes=float(state),
+            decode_flops=float(decode),
+        )

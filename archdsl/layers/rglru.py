@@ -1,0 +1,214 @@
+"""``rglru``: Griffin's recurrent block (De et al. 2024), as in Hugging Face RecurrentGemma.
+
+Two branches of the input: ``y = gelu(linear_y(x))`` and ``linear_x(x)`` -> causal depthwise
+conv -> RG-LRU; the output is ``linear_out(lru * y)``. The RG-LRU, per channel::
+
+    r_t = sigmoid(W_a x_t + b_a)        i_t = sigmoid(W_x x_t + b_x)     (block-diagonal, per head)
+    log a_t = -c * softplus(a_param) * r_t
+    h_t = a_t * h_{t-1} + sqrt(1 - a_t^2) * (i_t * x_t)
+
+Weights carry RecurrentGemma's names and layouts (``linear_y``, ``linear_x``, ``linear_out``, all
+with biases; gate weights (heads, in, out); ``recurrent_param``), without its ``rg_lru.`` prefix.
+One difference: RecurrentGemma resets at position 0 and skips ``sqrt(1 - a^2)`` there; archdsl
+applies the equation above at every token (the paper's form), so outputs differ at token 0 only.
+
+Fast path: the linear recurrence ``h_t = a_t h_{t-1} + u_t`` is an associative scan
+(Hillis-Steele: ceil(log2 T) passes over the sequence, in float32, with decays multiplied as
+products in [0, 1] so nothing overflows), wrapped in an autograd function whose backward is the
+same scan run backwards in time, so training keeps only ``a`` and ``h`` per token.
+``reference=True`` runs :meth:`RGLRU.step` token by token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from archdsl.cost.value import Cost, CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.registry import register_layer
+from archdsl.spec.model import ModelSettings
+
+_MAX_SQRT_GRADIENT = 1000.0  # Griffin's bound on d sqrt(x) / dx, against NaNs when a_t -> 1
+
+
+class RGLRUParams(LayerParams):
+    width: int | None = Field(None, ge=1, description="width of the recurrence (default d_model)")
+    heads: int | None = Field(None, ge=1, description="blocks of the block-diagonal gates (default: the largest "
+                              "divisor of width up to max(1, d_model // 128))")
+    conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv before the RG-LRU")
+    c: float = Field(8.0, gt=0.0, description="fixed scale of the gate exponent: log a_t = -c softplus(a) r_t")
+
+    def resolve(self, model: ModelSettings) -> RGLRUParams:
+        width = self.width if self.width is not None else model.d_model
+        heads = self.heads
+        if heads is None:
+            heads = max(h for h in range(1, max(1, model.d_model // 128) + 1) if width % h == 0)
+        elif width % heads:
+            divisors = [h for h in range(1, min(width, 64) + 1) if width % h == 0]
+            raise InvalidParams("heads", f"heads={heads} must divide width={width}; "
+                                f"choose one of {', '.join(map(str, divisors))}")
+        return self.model_copy(update={"width": width, "heads": heads})
+
+
+@dataclass
+class RGLRUState:
+    conv: torch.Tensor  # (B, width, conv - 1): the last inputs of the conv
+    h: torch.Tensor  # (B, width): the RG-LRU state
+
+
+class _BoundedSqrt(torch.autograd.Function):
+    """``sqrt(x)`` whose derivative is clipped at ``_MAX_SQRT_GRADIENT`` (Griffin, RecurrentGemma)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.sqrt()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (4.0 * x).clamp(min=_MAX_SQRT_GRADIENT**-2).sqrt()
+
+
+def _scan(a: torch.Tensor, u: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """``h_t = a_t h_{t-1} + u_t`` along dim 1 from ``h0``, by doubling (Hillis-Steele).
+
+    After the pass with step ``s``, ``u[t]`` holds the recurrence over the ``2s`` tokens ending at t
+    and ``a[t]`` the product of their decays."""
+    u = u.clone()
+    a = a.clone()
+    u[:, 0] += a[:, 0] * h0
+    T, s = u.shape[1], 1
+    while s < T:
+        u[:, s:] = u[:, s:] + a[:, s:] * u[:, :-s]  # right side is read in full before the write
+        a[:, s:] = a[:, s:] * a[:, :-s]
+        s *= 2
+    return u
+
+
+class LinearScan(torch.autograd.Function):
+    """Differentiable ``h_t = a_t h_{t-1} + u_t`` for a, u (B, T, W) and h0 (B, W), float32.
+
+    The gradient is the recurrence run backwards: ``g_t = dh_t + a_{t+1} g_{t+1}``, then
+    ``du_t = g_t``, ``da_t = g_t h_{t-1}`` and ``dh0 = a_0 g_0``."""
+
+    @staticmethod
+    def forward(ctx, a, u, h0):
+        with torch.no_grad():
+            h = _scan(a, u, h0)
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh):
+        a, h, h0 = ctx.saved_tensors
+        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], 1)
+        g = _scan(a_next.flip(1), dh.flip(1), torch.zeros_like(h0)).flip(1)
+        h_prev = torch.cat([h0[:, None], h[:, :-1]], 1)
+        return g * h_prev, g, a[:, 0] * g[:, 0]
+
+
+@register_layer
+class RGLRU(nn.Module):
+    name = "rglru"
+    description = "Griffin / RecurrentGemma recurrent block: gated MLP branch times conv + RG-LRU"
+    Params = RGLRUParams
+
+    def __init__(self, params: RGLRUParams, model: ModelSettings):
+        super().__init__()
+        p = params.resolve(model)
+        self.p = p
+        D, W, H = model.d_model, p.width, p.heads
+        self.linear_y = nn.Linear(D, W)
+        self.linear_x = nn.Linear(D, W)
+        self.linear_out = nn.Linear(W, D)
+        self.conv1d = nn.Conv1d(W, W, p.conv, groups=W)
+        bw = W // H
+        std = 1.0 / math.sqrt(bw)
+        self.input_gate_weight = nn.Parameter(torch.randn(H, bw, bw) * std)
+        self.input_gate_bias = nn.Parameter(torch.zeros(H, bw))
+        self.recurrent_gate_weight = nn.Parameter(torch.randn(H, bw, bw) * std)
+        self.recurrent_gate_bias = nn.Parameter(torch.zeros(H, bw))
+        # Griffin's init: a = exp(-softplus(param)) uniform in [0.9, 0.999] (through a^2), so that
+        # a_t^(1/c) starts there when r_t = 1
+        a = torch.empty(W).uniform_(0.9**2, 0.999**2).sqrt()
+        self.recurrent_param = nn.Parameter(torch.log(1.0 / a - 1.0))
+
+    def _gates(self, x: torch.Tensor):
+        """Conv output x (..., W) -> decay a and input u of the recurrence, float32."""
+        H = self.p.heads
+        xb = x.unflatten(-1, (H, -1))  # (..., H, W / H)
+        gate_x = torch.sigmoid(torch.einsum("...hi,hio->...ho", xb, self.input_gate_weight) + self.input_gate_bias)
+        gate_a = torch.sigmoid(torch.einsum("...hi,hio->...ho", xb, self.recurrent_gate_weight)
+                               + self.recurrent_gate_bias)
+        acc = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 in tests
+        log_a = -self.p.c * F.softplus(self.recurrent_param.to(acc)) * gate_a.flatten(-2).to(acc)
+        # sqrt(1 - a^2) through expm1: exact where a is close to 1, which is where it matters
+        multiplier = _BoundedSqrt.apply(-torch.expm1(2.0 * log_a))
+        u = x.to(acc) * gate_x.flatten(-2).to(acc) * multiplier
+        return log_a.exp(), u
+
+    def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        B, T, _ = x.shape
+        if reference:
+            state = self.init_state(B, max_len=T, device=x.device, dtype=x.dtype)
+            return torch.stack([self.step(x[:, t], state)[0] for t in range(T)], 1)
+        y = F.gelu(self.linear_y(x), approximate="tanh")  # (B, T, W)
+        xb = F.pad(self.linear_x(x).transpose(1, 2), (self.p.conv - 1, 0))  # (B, W, conv - 1 + T)
+        xb = self.conv1d(xb).transpose(1, 2)  # (B, T, W)
+        a, u = self._gates(xb)
+        h = LinearScan.apply(a, u, u.new_zeros(B, self.p.width))  # (B, T, W) float32
+        return self.linear_out(h.to(x.dtype) * y)
+
+    def init_state(self, batch: int, *, max_len: int, device=None, dtype=None) -> RGLRUState:
+        return RGLRUState(
+            conv=torch.zeros(batch, self.p.width, self.p.conv - 1, device=device, dtype=dtype),
+            h=torch.zeros(batch, self.p.width, device=device, dtype=dtype),
+        )
+
+    def step(self, x: torch.Tensor, state: RGLRUState) -> tuple[torch.Tensor, RGLRUState]:
+        if x.shape[0] != state.h.shape[0]:
+            raise GenerationError(f"rglru: a batch of {x.shape[0]} given to a state made for {state.h.shape[0]}")
+        y = F.gelu(self.linear_y(x), approximate="tanh")  # (B, W)
+        window = torch.cat([state.conv, self.linear_x(x)[..., None].to(state.conv.dtype)], -1)  # (B, W, conv)
+        xb = ((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias).to(x.dtype)
+        a, u = self._gates(xb)
+        h = a * state.h.to(a.dtype) + u
+        # new tensors rather than in-place writes, so the reference path stays differentiable
+        state.conv = window[..., 1:]
+        state.h = h.to(state.h.dtype)
+        return self.linear_out(h.to(x.dtype) * y), state
+
+    @classmethod
+    def cost(cls, params: RGLRUParams, model: ModelSettings, ctx: CostContext) -> Cost:
+        p = params.resolve(model)
+        D, W, H, K = model.d_model, p.width, p.heads, p.conv
+        # linear_y, linear_x, linear_out (with biases), conv (with bias), two gates, recurrent_param
+        params_n = 3 * D * W + 2 * W + D + (K + 1) * W + 2 * (W * W // H + W) + W
+        matmul = 2 * 3 * D * W + 2 * 2 * W * W // H  # the block-diagonal gates are matrix products
+        # Conv: K multiply-adds per channel. Scan as implemented: ceil(log2 T) doubling passes of
+        # one multiply-add and one multiply per channel (the sequential form would be 2 W).
+        T = ctx.seq_len
+        passes = math.ceil(math.log2(T)) if T > 1 else 0
+        scan = 2 * K * W + 3 * W * passes
+        decode = matmul + 2 * K * W + 2 * W
+        state = W * K * ctx.state_bytes  # conv window (K - 1) and h (1) per channel
+        # Kept for backward per token (elements), estimated from the autograd graph: input x (D);
+        # linear_y out and gelu out (2W); linear_x out, conv out (2W); gate pre-activations and
+        # sigmoids (4W); log_a, 1 - a^2, the multiplier, a, u, h, h * y (7W, float32 counted once).
+        per_token = D + 15 * W
+        return Cost(
+            params=params_n,
+            matmul_flops=float(matmul),
+            scan_flops=float(scan),
+            activation_bytes=float(per_token * T * ctx.act_bytes),
+            state_bytes=float(state),
+            decode_flops=float(decode),
+        )

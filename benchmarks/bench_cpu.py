@@ -1,0 +1,105 @@
+"""archdsl against Hugging Face transformers on this CPU, same weights, same run.
+
+    python benchmarks/bench_cpu.py            # the full table (several minutes on 2 cores)
+    python benchmarks/bench_cpu.py --quick    # fewer repeats and contexts
+
+Prints training tokens/s (forward + backward, float32, d_model 256, 4 layers) for
+`4x(ssm)` vs Mamba2ForCausalLM's torch path and `4x(attn mlp)` vs LlamaForCausalLM with SDPA,
+at 2,048 tokens and 8,192 tokens (batch 1), the ratios, and the decode latency per token
+of each model at several context lengths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from common import hf_pair, run_case, time_it, train_step_fn  # noqa: E402
+
+D_MODEL, LAYERS, VOCAB = 256, 4, 1024
+
+
+def measure(case: dict) -> dict:
+    torch.manual_seed(0)
+    reference, ours = hf_pair(case["kind"], D_MODEL, LAYERS, VOCAB)
+    model = ours if case["impl"] == "archdsl" else reference
+    if case["what"] == "train":
+        ids = torch.randint(0, VOCAB, (case["batch"], case["seq"]))
+        seconds = time_it(train_step_fn(model, ids), repeats=case["repeats"])
+        return {**case, "seconds": seconds, "tok_s": case["batch"] * case["seq"] / seconds}
+    # decode: fill the state to the context length, then time single-token steps
+    model.eval()
+    ctx, new = case["seq"], 16
+    ids = torch.randint(0, VOCAB, (1, ctx))
+    with torch.no_grad():
+        if case["impl"] == "archdsl":
+            state = model.init_state(1, ctx + new + 1)
+            for t in range(ctx):
+                model.step(ids[:, t], state)
+            token = ids[:, -1]
+            seconds = time_it(lambda: model.step(token, state), repeats=new, warmup=0)
+        else:
+            out = model(ids, use_cache=True)
+            cache = out.past_key_values if hasattr(out, "past_key_values") else out.cache_params
+            token = ids[:, -1:]
+            position = [ctx]
+
+            def step():
+                kwargs = {"past_key_values": cache} if case["kind"] == "llama" else {
+                    "cache_params": cache, "cache_position": torch.tensor([position[0]])}
+                model(token, use_cache=True, **kwargs)
+                position[0] += 1
+
+            seconds = time_it(step, repeats=new, warmup=0)
+    return {**case, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and contexts")
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(measure(json.loads(args.case))))
+        return
+    repeats = 2 if args.quick else 3
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; d_model {D_MODEL}, {LAYERS} layers, "
+          f"vocab {VOCAB}, float32\n")
+    print("training (forward + backward), tokens/s")
+    print(f"{'model':<14}{'tokens':>8}{'batch':>6}{'transformers':>14}{'archdsl':>10}{'ratio':>8}")
+    for kind, label in (("mamba2", "4x(ssm)"), ("llama", "4x(attn mlp)")):
+        for seq in (2048, 8192):
+            row = {}
+            for impl in ("transformers", "archdsl"):
+                case = {"what": "train", "kind": kind, "impl": impl, "seq": seq, "batch": 1, "repeats": repeats}
+                row[impl] = run_case(Path(__file__), case, timeout=900)
+            ref, ours = row["transformers"], row["archdsl"]
+            cell = lambda r: f"{r['tok_s']:.0f}" if "tok_s" in r else "failed"  # noqa: E731
+            ratio = f"{ours['tok_s'] / ref['tok_s']:.2f}x" if "tok_s" in ref and "tok_s" in ours else "-"
+            print(f"{label:<14}{seq:>8}{1:>6}{cell(ref):>14}{cell(ours):>10}{ratio:>8}", flush=True)
+            for r in (ref, ours):
+                if "error" in r:
+                    print(f"    {r['impl']}: {r['error']}")
+    print("\ndecode latency per token (ms), batch 1")
+    contexts = (1024, 4096) if args.quick else (1024, 4096, 16384)
+    print(f"{'model':<14}{'context':>8}{'transformers':>14}{'archdsl':>10}")
+    for kind, label in (("mamba2", "4x(ssm)"), ("llama", "4x(attn mlp)")):
+        for ctx in contexts:
+            row = {impl: run_case(Path(__file__), {"what": "decode", "kind": kind, "impl": impl, "seq": ctx,
+                                                   "batch": 1}, timeout=900)
+                   for impl in ("transformers", "archdsl")}
+            cell = lambda r: f"{r['seconds'] * 1e3:.2f}" if "seconds" in r else "failed"  # noqa: E731
+            print(f"{label:<14}{ctx:>8}{cell(row['transformers']):>14}{cell(row['archdsl']):>10}", flush=True)
+            for r in row.values():
+                if "error" in r:
+                    print(f"    {r['impl']}: {r['error']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""gdn: the chunked WY path against a loop over time, against Hugging Face's Qwen3-Next
+functions and against the delta rule written as matrices; generation; parameters; cost."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+from torch.utils.flop_counter import FlopCounterMode
+
+from archdsl.cost.value import CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers.base import InvalidParams
+from archdsl.layers.gdn import (
+    GatedDeltaNet,
+    GDNParams,
+    chunk_gated_delta_rule,
+    l2norm,
+    recurrent_gated_delta_rule,
+)
+from archdsl.layers.registry import get_layer
+from archdsl.layers.state import state_nbytes
+from archdsl.spec.model import ModelSettings
+
+MODEL = ModelSettings(d_model=48)
+
+
+def make(dtype=torch.float64, **kw) -> GatedDeltaNet:
+    kw = {"heads": 2, "head_dim": 8, "chunk": 16, **kw}
+    layer = GatedDeltaNet(GDNParams(**kw), MODEL).to(dtype)
+    with torch.no_grad():  # decays strong enough that a chunk spans several orders of magnitude
+        layer.dt_bias.fill_(0.5)
+    return layer
+
+
+def rule_inputs(B=2, T=37, H=2, K=8, V=16, dtype=torch.float64, strong=False):
+    q = l2norm(torch.randn(B, T, H, K, dtype=dtype))
+    k = l2norm(torch.randn(B, T, H, K, dtype=dtype))
+    v = torch.randn(B, T, H, V, dtype=dtype)
+    g = -torch.rand(B, T, H, dtype=dtype) * (20.0 if strong else 1.0)
+    beta = torch.rand(B, T, H, dtype=dtype)
+    return q, k, v, g, beta
+
+
+def test_registered():
+    assert get_layer("gdn") is GatedDeltaNet
+
+
+@pytest.mark.parametrize("T", [1, 16, 37])
+def test_fast_matches_reference_outputs_and_grads(T):
+    layer = make()
+    x = torch.randn(2, T, 48, dtype=torch.float64, requires_grad=True)
+    fast, ref = layer(x), layer(x, reference=True)
+    torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
+    upstream = torch.randn_like(fast)
+    inputs = [x, *layer.parameters()]
+    for a, b in zip(torch.autograd.grad(fast, inputs, upstream), torch.autograd.grad(ref, inputs, upstream)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_recurrent_rule_is_the_matrix_form():
+    """S_t = alpha_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,  o_t = S_t^T q_t * scale."""
+    q, k, v, g, beta = rule_inputs(B=1, T=5, H=1, K=4, V=3)
+    o, S_end = recurrent_gated_delta_rule(q, k, v, g, beta, scale=0.5)
+    S = torch.zeros(4, 3, dtype=torch.float64)
+    for t in range(5):
+        kt, a, b = k[0, t, 0], g[0, t, 0].exp(), beta[0, t, 0]
+        S = a * (torch.eye(4, dtype=torch.float64) - b * torch.outer(kt, kt)) @ S + b * torch.outer(kt, v[0, t, 0])
+        torch.testing.assert_close(o[0, t, 0], S.T @ q[0, t, 0] * 0.5)
+    torch.testing.assert_close(S_end[0, 0], S)
+
+
+@pytest.mark.parametrize("strong", [False, True], ids=["mild-decay", "strong-decay"])
+def test_chunk_rule_matches_recurrent_rule(strong):
+    q, k, v, g, beta = rule_inputs(strong=strong)
+    S0 = torch.randn(2, 2, 8, 16, dtype=torch.float64)
+    o_c, S_c = chunk_gated_delta_rule(q, k, v, g, beta, scale=8**-0.5, chunk=16, initial_state=S0)
+    o_r, S_r = recurrent_gated_delta_rule(q, k, v, g, beta, scale=8**-0.5, initial_state=S0)
+    assert torch.isfinite(o_c).all()
+    torch.testing.assert_close(o_c, o_r, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(S_c, S_r, rtol=1e-9, atol=1e-10)
+
+
+def test_rules_match_transformers_qwen3_next():
+    hf = pytest.importorskip("transformers.models.qwen3_next.modeling_qwen3_next")
+    q, k, v, g, beta = rule_inputs(dtype=torch.float32)
+    S0 = torch.randn(2, 2, 8, 16)
+    scale = 8**-0.5
+    # Hugging Face scales q by head_dim^-0.5 itself; q and k are already L2-normalised here
+    their_kw = dict(g=g, beta=beta, initial_state=S0, output_final_state=True, use_qk_l2norm_in_kernel=False)
+    o_hf, S_hf = hf.torch_chunk_gated_delta_rule(q, k, v, chunk_size=16, **their_kw)
+    o, S = chunk_gated_delta_rule(q, k, v, g, beta, scale=scale, chunk=16, initial_state=S0)
+    torch.testing.assert_close(o, o_hf, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(S, S_hf, rtol=1e-4, atol=1e-5)
+    o_hf, S_hf = hf.torch_recurrent_gated_delta_rule(q, k, v, **their_kw)
+    o, S = recurrent_gated_delta_rule(q, k, v, g, beta, scale=scale, initial_state=S0)
+    torch.testing.assert_close(o, o_hf, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(S, S_hf, rtol=1e-5, atol=1e-6)
+
+
+def test_step_matches_forward():
+    layer = make(torch.float32)
+    x = torch.randn(3, 21, 48)
+    with torch.no_grad():
+        full = layer(x)
+        state = layer.init_state(3, max_len=21, device="cpu", dtype=torch.float32)
+        steps = [layer.step(x[:, t], state)[0] for t in range(21)]
+    torch.testing.assert_close(torch.stack(steps, 1), full, rtol=1e-4, atol=1e-5)
+
+
+def test_bfloat16_runs_close_to_float32():
+    layer = make(torch.float32)
+    x = torch.randn(2, 37, 48)
+    with torch.no_grad():
+        ref = layer(x)
+        low = layer.to(torch.bfloat16)(x.bfloat16()).float()
+    assert (low - ref).norm() / ref.norm() < 3e-2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_state_bytes_match_cost(dtype):
+    layer = make(dtype)
+    state = layer.init_state(3, max_len=50, device="cpu", dtype=dtype)
+    ctx = CostContext(seq_len=50, state_bytes=torch.finfo(dtype).bits // 8)
+    assert state_nbytes(state) == 3 * GatedDeltaNet.cost(layer.p, MODEL, ctx).state_bytes
+
+
+def test_step_refuses_another_batch():
+    layer = make(torch.float32)
+    state = layer.init_state(2, max_len=8, device="cpu", dtype=torch.float32)
+    with pytest.raises(GenerationError, match="batch of 3"):
+        layer.step(torch.randn(3, 48), state)
+
+
+def test_defaults():
+    p = GDNParams().resolve(ModelSettings(d_model=512))
+    assert (p.heads, p.head_dim, p.v_head_dim, p.conv, p.chunk) == (4, 128, 256, 4, 64)
+    p = GDNParams().resolve(MODEL)
+    assert (p.heads, p.head_dim, p.v_head_dim) == (1, 48, 96)
+    assert GDNParams(heads=3, expand_v=1).resolve(MODEL).v_head_dim == 16
+
+
+@pytest.mark.parametrize(
+    "kw, field, match",
+    [
+        pytest.param({"heads": 64}, "heads", "heads=64 exceeds d_model=48", id="more-heads-than-width"),
+        pytest.param({"head_dim": 10, "expand_v": 0.25}, "expand_v", "10 \\* 0.25 = 2.5", id="fractional-v-dim"),
+    ],
+)
+def test_invalid_combinations(kw, field, match):
+    with pytest.raises(InvalidParams, match=match) as err:
+        GDNParams(**kw).resolve(MODEL)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("kw", [{"conv": 0}, {"heads": 0}, {"chunk": 0}, {"expand_v": 0.0}, {"hedas": 2}])
+def test_out_of_range_fields(kw):
+    with pytest.raises(ValidationError):
+        GDNParams(**kw)
+
+
+def test_cost_params_and_flops():
+    layer = make(torch.float32)
+    p, T = layer.p, 37
+    cost = GatedDeltaNet.cost(p, MODEL, CostContext(seq_len=T))
+    assert cost.params == sum(w.numel() for w in layer.parameters())
+    with FlopCounterMode(display=False) as counter:
+        layer(torch.randn(1, T, 48))
+    # the counter sees Linear, conv and the chunk matrix products, not the two triangular solves
+    H, K, V, n, C = 2, 8, 16, 3, 16
+    solves = 2 * H * n * C * C * (K + V) / 2
+    assert counter.get_total_flops() == pytest.approx(T * (cost.matmul_flops + cost.scan_flops) - solves)
+    state = layer.init_state(1, max_len=T, device="cpu", dtype=torch.float32)
+    with FlopCounterMode(display=False) as counter:
+        layer.step(torch.randn(1, 48), state)
+    # counted: Linear layers and the two einsums S^T k, S^T q; not the elementwise conv, decay, update
+    conv_dim = 2 * H * K + H * V
+    assert counter.get_total_flops() == cost.decode_flops - 2 * 4 * conv_dim - 3 * H * K * V
+
+
+def test_activation_estimate_near_measured():
+    layer = make(torch.float32)
+    T = 64
+    cost = GatedDeltaNet.cost(layer.p, MODEL, CostContext(seq_len=T, act_bytes=4))
+    weights = {w.untyped_storage().data_ptr() for w in layer.parameters()}
+    saved = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in weights:
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(torch.randn(1, T, 48, requires_grad=True))
+    assert cost.activation_bytes == pytest.approx(sum(saved.values()), rel=0.15)
