@@ -16,6 +16,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("example_path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 
 
+# Tests use tiny tensors: one thread avoids two threads waiting on each other on a 2-core machine.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -1,0 +1,123 @@
+"""`conv`: LFM2's gated short convolution.
+
+``in_proj`` maps x to three chunks B, C, x'; the layer returns ``out_proj(C * conv(B * x'))``
+where ``conv`` is a causal depthwise convolution of ``kernel`` taps without bias. Weights are
+named and shaped as Hugging Face ``Lfm2ShortConv`` (``in_proj``, ``conv`` an ``nn.Conv1d`` with
+``groups = d_model``, ``out_proj``), so a state dict copies across. Generation keeps the last
+``kernel - 1`` inputs of the convolution.
+
+    >>> from archdsl.spec.model import ModelSettings
+    >>> ShortConv(ConvParams(kernel=3), ModelSettings(d_model=32))(torch.randn(2, 7, 32)).shape
+    torch.Size([2, 7, 32])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from archdsl.cost.value import Cost, CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.registry import register_layer
+from archdsl.spec.model import ModelSettings
+
+
+class ConvParams(LayerParams):
+    kernel: int = Field(3, description="taps of the causal depthwise convolution (tokens it reaches back, plus one)")
+
+    def resolve(self, model: ModelSettings) -> ConvParams:
+        if self.kernel < 1:
+            raise InvalidParams("kernel", f"kernel={self.kernel} must be at least 1 tap; LFM2 uses 3")
+        return self
+
+
+@dataclass
+class ConvState:
+    """The last ``kernel - 1`` inputs of the convolution (B * x'), oldest first."""
+
+    conv: torch.Tensor  # (B, D, kernel - 1)
+
+
+@register_layer
+class ShortConv(nn.Module):
+    name = "conv"
+    description = "gated short causal depthwise convolution, out(C * conv(B * x)) (LFM2)"
+    Params = ConvParams
+
+    def __init__(self, params: ConvParams, model: ModelSettings):
+        super().__init__()
+        self.params = params.resolve(model)
+        d, self.kernel = model.d_model, self.params.kernel
+        self.in_proj = nn.Linear(d, 3 * d, bias=False)
+        # Padding is applied on the left only in forward, so the layer's own padding stays 0.
+        self.conv = nn.Conv1d(d, d, kernel_size=self.kernel, groups=d, bias=False)
+        self.out_proj = nn.Linear(d, d, bias=False)
+
+    def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        b, c, h = self.in_proj(x).chunk(3, dim=-1)  # (B, T, D) each
+        bx = b * h
+        if reference:
+            y = self._conv_reference(bx)
+        else:
+            # Left padding of kernel-1 makes the convolution causal with exactly T outputs.
+            bx = F.pad(bx.transpose(1, 2), (self.kernel - 1, 0))  # (B, D, T + kernel - 1)
+            y = F.conv1d(bx, self.conv.weight, groups=bx.shape[1]).transpose(1, 2)  # (B, T, D)
+        return self.out_proj(c * y)
+
+    def _conv_reference(self, bx: torch.Tensor) -> torch.Tensor:
+        """Plain twin: y_t = sum_j w[:, j] * bx_{t - (kernel-1) + j}, one position at a time
+        (Conv1d is a cross-correlation: the last tap multiplies the current input)."""
+        w = self.conv.weight[:, 0]  # (D, kernel)
+        T = bx.shape[1]
+        out = []
+        for t in range(T):
+            acc = torch.zeros_like(bx[:, t])
+            for j in range(self.kernel):
+                src = t - (self.kernel - 1) + j
+                if src >= 0:
+                    acc = acc + w[:, j] * bx[:, src]
+            out.append(acc)
+        return torch.stack(out, dim=1)
+
+    def init_state(self, batch: int, *, max_len: int, device, dtype) -> ConvState:
+        return ConvState(conv=torch.zeros(batch, self.conv.in_channels, self.kernel - 1, device=device, dtype=dtype))
+
+    def step(self, x: torch.Tensor, state: ConvState) -> tuple[torch.Tensor, ConvState]:
+        if x.shape[0] != state.conv.shape[0]:
+            raise GenerationError(
+                f"conv: step got a batch of {x.shape[0]} sequences but the state was made for "
+                f"{state.conv.shape[0]}; call init_state with batch={x.shape[0]}"
+            )
+        b, c, h = self.in_proj(x).chunk(3, dim=-1)  # (B, D) each
+        window = torch.cat((state.conv, (b * h).to(state.conv.dtype)[:, :, None]), dim=-1)  # (B, D, kernel)
+        y = (window * self.conv.weight[:, 0].to(window.dtype)).sum(dim=-1)  # (B, D)
+        state.conv.copy_(window[:, :, 1:])
+        return self.out_proj(c * y.to(x.dtype)), state
+
+    @classmethod
+    def cost(cls, params: ConvParams, model: ModelSettings, ctx: CostContext) -> Cost:
+        d, k = model.d_model, params.resolve(model).kernel
+        # Counting the Linear layers (in_proj d x 3d, out_proj d x d) and the depthwise taps (d x k).
+        linear = 3 * d * d + d * d
+        # 2 FLOPs per weight per token (Kaplan et al. 2020).
+        matmul = 2.0 * linear
+        # Depthwise convolution: k multiply-adds per channel per token, as torch.utils.flop_counter
+        # counts conv1d. The gates B*x' and C*y are elementwise and not counted.
+        scan = 2.0 * k * d
+        # Saved for backward per token: x (d) for in_proj, its output (3d: B, C, x' for the
+        # gates), the padded convolution input (d), the convolution output (d, for the C gate)
+        # and out_proj's input (d): 7d elements.
+        activation = ctx.seq_len * 7 * d * ctx.act_bytes
+        return Cost(
+            params=linear + d * k,
+            matmul_flops=matmul,
+            scan_flops=scan,
+            activation_bytes=float(activation),
+            state_bytes=float((k - 1) * d * ctx.state_bytes),
+            decode_flops=matmul + scan,
+        )

@@ -1,0 +1,76 @@
+"""`mlp`: equal to Hugging Face LlamaMLP with the same weights; default width; cost formulas
+against the module and torch.utils.flop_counter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archdsl.cost.value import CostContext
+from archdsl.layers.base import InvalidParams
+from archdsl.layers.mlp import MLP, MLPParams
+from archdsl.layers.registry import get_layer
+from archdsl.layers.state import state_nbytes
+from archdsl.spec.model import ModelSettings
+
+D = 48
+MODEL = ModelSettings(d_model=D)
+
+
+def test_registered():
+    assert get_layer("mlp") is MLP
+
+
+@pytest.mark.parametrize("hidden", [None, 100])
+def test_matches_hf_llama_mlp(hidden):
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
+    torch.manual_seed(0)
+    layer = MLP(MLPParams(hidden=hidden), MODEL)
+    config = LlamaConfig(
+        hidden_size=D, num_attention_heads=4, intermediate_size=layer.params.hidden, mlp_bias=False, hidden_act="silu"
+    )
+    hf = LlamaMLP(config)
+    hf.load_state_dict(layer.state_dict())  # same names and shapes
+    x = torch.randn(2, 13, D)
+    torch.testing.assert_close(layer(x), hf(x))
+    torch.testing.assert_close(layer(x, reference=True), hf(x))
+
+
+@pytest.mark.parametrize("d_model,hidden", [(64, 192), (48, 128), (512, 1408), (4096, 10944), (8, 64)])
+def test_default_hidden_is_8_thirds_rounded_up_to_64(d_model, hidden):
+    assert MLPParams().resolve(ModelSettings(d_model=d_model)).hidden == hidden
+
+
+def test_step_matches_forward():
+    torch.manual_seed(0)
+    layer = MLP(MLPParams(), MODEL)
+    x = torch.randn(3, 5, D)
+    state = layer.init_state(3, max_len=5, device="cpu", dtype=torch.float32)
+    assert state_nbytes(state) == 0
+    steps = []
+    for t in range(5):
+        y, state = layer.step(x[:, t], state)
+        steps.append(y)
+    torch.testing.assert_close(torch.stack(steps, dim=1), layer(x))
+
+
+def test_cost_params_and_flops():
+    torch.manual_seed(0)
+    layer = MLP(MLPParams(hidden=80), MODEL)
+    B, T = 2, 9
+    cost = MLP.cost(layer.params, MODEL, CostContext(seq_len=T))
+    assert cost.params == sum(p.numel() for p in layer.parameters())
+    with FlopCounterMode(display=False) as counter:
+        layer(torch.randn(B, T, D))
+    assert counter.get_total_flops() == B * T * cost.forward_flops
+    assert cost.decode_flops == cost.matmul_flops
+    assert cost.state_bytes == 0
+
+
+def test_bad_params():
+    with pytest.raises(InvalidParams, match="hidden=0 must be at least 1") as info:
+        MLPParams(hidden=0).resolve(MODEL)
+    assert info.value.field == "hidden"
