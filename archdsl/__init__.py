@@ -7,6 +7,8 @@
 """
 
 from archdsl.api import build, load, parse, to_graph
+from archdsl import cost  # a callable package: archdsl.cost(spec, seq_len=...)
+from archdsl.cost import Budget
 from archdsl.errors import ArchDSLError
 
 
@@ -16,6 +18,7 @@ def from_hf(model_or_config):
 
     return _from_hf(model_or_config)
 
+
 __version__ = "0.1.0"
 
-__all__ = ["ArchDSLError", "build", "from_hf", "load", "parse", "to_graph", "__version__"]
+__all__ = ["ArchDSLError", "Budget", "build", "cost", "from_hf", "load", "parse", "to_graph", "__version__"]

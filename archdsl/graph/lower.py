@@ -22,35 +22,41 @@ from archdsl.spec.model import LayerNode, Node, ParallelNode, RepeatNode, SeqNod
 
 
 def lower(spec: Spec) -> nx.DiGraph:
-    graph = nx.DiGraph(model=spec.model, spec=spec)
     d, vocab = spec.model.d_model, spec.model.vocab
-    graph.add_node("embed", kind="embed", width_in=vocab, width_out=d, span=None, group=None)
-    _Lowerer(graph, d).seq(spec.body, group=None, slot_prefix="")
-    last = graph.graph.pop("_last", "embed")
-    graph.add_node("norm", kind="norm", width_in=d, width_out=d, span=None, group=None)
-    graph.add_edge(last, "norm")
-    graph.add_node("head", kind="head", width_in=d, width_out=vocab, tied=spec.model.tie_embeddings,
-                   span=None, group=None)
-    graph.add_edge("norm", "head")
+    lowerer = _Lowerer(d)
+    lowerer.nodes.append(("embed", {"kind": "embed", "width_in": vocab, "width_out": d, "span": None, "group": None}))
+    lowerer.last = "embed"
+    lowerer.seq(spec.body, group=None, slot_prefix="")
+    lowerer.append("norm", kind="norm", span=None, group=None)
+    lowerer.nodes.append(("head", {"kind": "head", "width_in": d, "width_out": vocab, "span": None, "group": None,
+                                   "tied": spec.model.tie_embeddings}))
+    lowerer.edges.append(("norm", "head"))
+    # Nodes and edges are collected in plain lists and added in bulk: networkx's per-call
+    # overhead dominated lowering a 1,000-layer spec otherwise.
+    graph = nx.DiGraph(model=spec.model, spec=spec)
+    graph.add_nodes_from(lowerer.nodes)
+    graph.add_edges_from(lowerer.edges)
     check_graph(graph)
     return graph
 
 
 class _Lowerer:
-    """Walks the spec tree appending sub-layers; ``graph.graph['_last']`` is the open end."""
+    """Walks the spec tree appending sub-layers in execution order; ``last`` is the open end."""
 
-    def __init__(self, graph: nx.DiGraph, d_model: int):
-        self.graph = graph
+    def __init__(self, d_model: int):
         self.d = d_model
         self.index = 0
-        graph.graph["_last"] = "embed"
+        self.nodes: list[tuple[str, dict]] = []
+        self.edges: list[tuple[str, str]] = []
+        self.last = ""
 
-    def _append(self, node_id: str, **attrs) -> None:
+    def append(self, node_id: str, **attrs) -> None:
         if self.index >= limits.MAX_SUBLAYERS:
             raise GraphError(f"more than {limits.MAX_SUBLAYERS:,} sub-layers", attrs.get("span"))
-        self.graph.add_node(node_id, width_in=self.d, width_out=self.d, **attrs)
-        self.graph.add_edge(self.graph.graph["_last"], node_id)
-        self.graph.graph["_last"] = node_id
+        attrs["width_in"] = attrs["width_out"] = self.d
+        self.nodes.append((node_id, attrs))
+        self.edges.append((self.last, node_id))
+        self.last = node_id
 
     def seq(self, seq: SeqNode, group: str | None, slot_prefix: str) -> None:
         for position, item in enumerate(seq.items):
@@ -58,8 +64,8 @@ class _Lowerer:
 
     def item(self, node: Node, group: str | None, slot: str) -> None:
         if isinstance(node, LayerNode):
-            self._append(f"L{self.index}", kind="layer", type=node.type, params=node.params, span=node.span,
-                         group=group, slot=slot if group else None, residual=True, index=self.index)
+            self.append(f"L{self.index}", kind="layer", type=node.type, params=node.params, span=node.span,
+                        group=group, slot=slot if group else None, residual=True, index=self.index)
             self.index += 1
         elif isinstance(node, SeqNode):
             self.seq(node, group, f"{slot}.")
@@ -78,26 +84,25 @@ class _Lowerer:
 
     def parallel(self, node: ParallelNode, group: str | None, slot: str) -> None:
         fork = f"L{self.index}"
-        self._append(fork, kind="fork", span=node.span, group=group, slot=slot if group else None,
-                     index=self.index)
+        self.append(fork, kind="fork", span=node.span, group=group, slot=slot if group else None, index=self.index)
         ends = []
         for j, branch in enumerate(node.branches):
             previous = fork
             for k, layer in enumerate(_flat_branch(branch)):
                 node_id = f"{fork}.b{j}.{k}"
-                branch_slot = f"{slot}/b{j}.{k}" if group else None
-                self.graph.add_node(node_id, kind="layer", type=layer.type, params=layer.params, span=layer.span,
-                                    group=group, slot=branch_slot, residual=False, index=self.index,
-                                    width_in=self.d, width_out=self.d)
-                self.graph.add_edge(previous, node_id)
+                self.nodes.append((node_id, {
+                    "kind": "layer", "type": layer.type, "params": layer.params, "span": layer.span,
+                    "group": group, "slot": f"{slot}/b{j}.{k}" if group else None, "residual": False,
+                    "index": self.index, "width_in": self.d, "width_out": self.d,
+                }))
+                self.edges.append((previous, node_id))
                 previous = node_id
             ends.append(previous)
         merge = f"{fork}.sum"
-        self.graph.add_node(merge, kind="merge", span=node.span, group=group, index=self.index,
-                            width_in=self.d, width_out=self.d)
-        for end in ends:
-            self.graph.add_edge(end, merge)
-        self.graph.graph["_last"] = merge
+        self.nodes.append((merge, {"kind": "merge", "span": node.span, "group": group, "index": self.index,
+                                   "width_in": self.d, "width_out": self.d}))
+        self.edges.extend((end, merge) for end in ends)
+        self.last = merge
         self.index += 1
 
 

@@ -1,0 +1,83 @@
+"""``archdsl cost``: the analytic cost of one or several architectures, before training them.
+
+    archdsl cost examples/llama.arch examples/jamba.arch --seq 2k,8k,32k,128k
+    archdsl cost examples/*.arch --json > costs.json
+    archdsl cost examples/llama.arch examples/mamba2.arch --plot cost.png
+    archdsl cost -e '4x(ssm) attn mlp' --budget 'params<=20M state@32k<=64MiB'
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+import archdsl
+from archdsl.cli.app import app, console, error_console, fail, reports_errors
+from archdsl.cost.budget import Budget, parse_sizes
+from archdsl.cost.model import cost as model_cost
+from archdsl.cost.report import cost_tables, model_json, report_json
+
+
+@app.command("cost")
+@reports_errors
+def cost_command(
+    files: Optional[list[Path]] = typer.Argument(None, help=".arch files, compared side by side", show_default=False),
+    expr: Optional[str] = typer.Option(None, "-e", "--expr", help="program text instead of a file"),
+    seq: str = typer.Option(
+        "2k,8k,32k,128k", "--seq", help="sequence lengths / contexts, comma-separated; k = 1024 tokens, M = 1024^2"
+    ),
+    batch: int = typer.Option(1, "--batch", min=1, help="sequences per step (activation memory)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="draw FLOPs and state against length to this image"),
+    budget: Optional[str] = typer.Option(
+        None, "--budget", help="limits such as 'params<=20M train_flops/token<=2G state@32k<=64MiB'; exit 1 if over"
+    ),
+    measure: bool = typer.Option(False, "--measure", help="also build each model and time it at the first --seq length"),
+    d_model: Optional[int] = typer.Option(None, "--d-model", help="override the model header's d_model"),
+    vocab: Optional[int] = typer.Option(None, "--vocab", help="override the model header's vocab"),
+) -> None:
+    """Parameters, FLOPs per token, activation memory, KV cache and state, per layer type.
+
+    FLOPs count a multiply-add as two; training is three forwards. Lengths are tokens with
+    k = 1,024; budget counts are decimal (M = 1e6), bytes KiB/MiB/GiB binary.
+    """
+    seqs = parse_sizes(seq, origin="--seq")
+    limits = Budget.parse(budget) if budget is not None else None
+    settings = {k: v for k, v in (("d_model", d_model), ("vocab", vocab)) if v is not None}
+    models: dict[str, object] = {}
+    for path in files or []:
+        models[str(path)] = archdsl.to_graph(archdsl.load(path, **settings))
+    if expr is not None:
+        models["<expr>"] = archdsl.to_graph(archdsl.parse(expr, filename="<expr>", **settings))
+    if not models:
+        fail("give one or more FILEs or -e TEXT")
+
+    over, reports = False, []
+    out = error_console if as_json else console
+    for name, graph in models.items():
+        costs = [model_cost(graph, seq_len=s, batch=batch) for s in seqs]
+        check = limits.check(costs[0]) if limits is not None else None
+        over = over or (check is not None and not check.ok)
+        report = model_json(name, costs, check)
+        if not as_json:
+            for table in cost_tables(name, costs, check):
+                console.print(table)
+        if measure:
+            from archdsl.cost.measure import measure as run_measure
+
+            result = run_measure(graph, seq_len=seqs[0], batch=batch)
+            report["measure"] = result.as_dict()
+            out.print(str(result), markup=False)
+        reports.append(report)
+    if as_json:
+        typer.echo(json.dumps(report_json(reports, seqs, batch), indent=2))
+    if plot is not None:
+        from archdsl.cost.plot import plot_costs
+
+        plot_costs(models, seqs, plot, batch=batch)
+        out.print(f"wrote {plot}", markup=False)
+    if over:
+        raise typer.Exit(code=1)
