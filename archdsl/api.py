@@ -23,14 +23,13 @@ def parse(text: str | bytes, *, filename: str | None = None, **model_settings: A
     5
     """
     from archdsl.spec.resolve import resolve
-    from archdsl.syntax.parser import parse_program
+    from archdsl.syntax.parser import parse_program, source_text
 
     program = parse_program(text, filename)
-    source = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
     try:
         return resolve(program, **model_settings)
     except ArchDSLError as err:
-        raise err.with_source(source.replace("\r\n", "\n").replace("\r", "\n"), filename) from None
+        raise err.with_source(source_text(text, filename), filename) from None
 
 
 def load(path: str | Path, **model_settings: Any) -> Spec:

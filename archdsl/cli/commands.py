@@ -40,7 +40,7 @@ def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None
     spec = load_spec(file, expr)
     graph = archdsl.to_graph(spec)
     sublayers = sum(1 for _, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True))
-    console.print(f"ok: {sublayers} sub-layers, d_model={spec.model.d_model}, vocab={spec.model.vocab}")
+    console.print(f"ok: {sublayers} sub-layers, d_model={spec.model.d_model}, vocab={spec.model.vocab}", soft_wrap=True)
 
 
 @app.command()
@@ -166,5 +166,6 @@ def build(
         console.print(str(model), markup=False, highlight=False)
     console.print(
         f"parameters: {count_params(model):,}  built in {built * 1e3:.0f} ms  "
-        f"forward ({batch}x{seq} tokens) in {forward * 1e3:.0f} ms -> logits {tuple(logits.shape)}"
+        f"forward ({batch}x{seq} tokens) in {forward * 1e3:.0f} ms -> logits {tuple(logits.shape)}",
+        soft_wrap=True,
     )

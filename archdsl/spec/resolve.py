@@ -55,7 +55,7 @@ def _model_settings(header: ast.Header | None, overrides: dict[str, Any]) -> Mod
         key = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
         where = "in the model header" if key in spans and key not in overrides else "in the model settings"
         raise ParameterError(
-            f"model setting {_describe_validation(exc, ModelSettings)} ({where})",
+            f"model setting {_describe_validation(exc, ModelSettings)}; {where}",
             spans.get(key) if key not in overrides else None,
         ) from None
 
@@ -165,10 +165,13 @@ class _Resolver:
             return self._let(call)
         if not is_layer(call.name):
             hint = did_you_mean(call.name, [*list_layers(), *self.lets])
+            what = "unknown layer or let name" if self.lets else "unknown layer"
+            name_span = ast.Span(call.span.line, call.span.column, call.span.line,
+                                 call.span.column + len(call.name), call.span.file)
             raise ResolveError(
-                f"unknown layer '{call.name}'{hint}; known layers: {', '.join(list_layers())}"
+                f"{what} '{call.name}'{hint}; known layers: {', '.join(list_layers())}"
                 + (f"; let names: {', '.join(self.lets)}" if self.lets else ""),
-                call.span,
+                name_span,
             )
         return [self._layer(call)]
 

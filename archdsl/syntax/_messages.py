@@ -40,10 +40,14 @@ def describe(tok: Token) -> str:
     if tok.type == "_NL":
         return "';'" if tok.value == ";" else "the end of the line"
     if tok.type == "NUMBER":
-        return f"the number {tok.value}"
+        return f"the number {_short(tok.value)}"
     if tok.type == "KEY":
         return f"the parameter '{key_name(tok)}='"
     return f"'{tok.value}'"
+
+
+def _short(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def expected_words(expected: set[str]) -> str:
@@ -95,6 +99,11 @@ def token_message(tok: Token, expected: set[str], before: list[Token]) -> str:
         return EMPTY_PROGRAM
     if prev is not None and prev.type == "KEY":
         if prev2 is not None and prev2.type == "LET":
+            if kind == "_NL" and tok.value == "\n":
+                return (
+                    f"expected a layer call after 'let {key_name(prev)} =' on the same line "
+                    "(a let ends with its line; inside parentheses it may continue)"
+                )
             return f"expected a layer call after 'let {key_name(prev)} =', found {found}"
         return f"expected a value after '{key_name(prev)}=' (a number, true, false or a name), found {found}"
     if prev is not None and prev.type == "COUNT":
@@ -146,12 +155,10 @@ def token_message(tok: Token, expected: set[str], before: list[Token]) -> str:
     if kind == "KEY" and _CALL_START <= expected:
         return f"unexpected '{tok.value.strip()}': a parameter (key=value) must follow a layer name, as in attn window=512"
     if kind == "NUMBER" and _CALL_START <= expected:
-        if any(c in tok.value for c in ".eE"):
-            return f"unexpected number {tok.value}: a value needs a parameter name, as in key={tok.value}"
-        return (
-            f"unexpected number {tok.value}: write a repeat as {tok.value}x(...) "
-            f"and a parameter as key={tok.value}"
-        )
+        shown = tok.value if len(tok.value) <= 12 else "N"
+        if not tok.value.replace("_", "").isdigit():  # signed or fractional: not a count
+            return f"unexpected number {_short(tok.value)}: a value needs a parameter name, as in key={shown}"
+        return f"unexpected number {_short(tok.value)}: write a repeat as {shown}x(...) and a parameter as key={shown}"
     if kind in ("TRUE", "FALSE") and _CALL_START <= expected:
         return f"unexpected '{tok.value}': a value needs a parameter name, as in qk_norm={tok.value}"
     if kind == "_NL" and tok.value == ";" and stack:

@@ -42,16 +42,6 @@ def grammar_path() -> Path:
     raise FileNotFoundError(f"{GRAMMAR_FILE} not found in {package_dir / 'grammars'} nor in {package_dir.parent / 'grammars'}")
 
 
-def _strict_available() -> bool:
-    # lark's strict mode checks terminal collisions with `interegular`; without it lark refuses
-    # strict=True outright. Shift/reduce conflicts are also checked by the test suite.
-    try:
-        import interegular  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class _Layout:
     """Postlexer: newlines inside parentheses are whitespace, runs of _NL fold into one, none at
     the ends; nesting deeper than MAX_DEPTH and a number glued to a name are refused."""
@@ -101,7 +91,7 @@ def _lark() -> Lark:
         parser="lalr",
         lexer="basic",
         start="program",
-        strict=_strict_available(),
+        strict=True,  # lark checks terminal collisions (with interegular) and conflicts
         propagate_positions=True,
         postlex=_Layout(),
     )
@@ -153,7 +143,7 @@ def parse_program(text: str | bytes, filename: str | None = None) -> ast.Program
     except VisitError as exc:
         if isinstance(exc.orig_exc, ArchDSLError):
             raise exc.orig_exc.with_source(source, filename) from None
-        raise
+        raise exc.orig_exc from None  # a bug in the transformer: show it as itself
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, filename).with_source(source, filename) from None
 
@@ -165,7 +155,9 @@ def _syntax_error(exc: UnexpectedInput, source: str, filename: str | None) -> DS
         message = character_message(source, exc.pos_in_stream, before)
         span = ast.Span(exc.line, exc.column, exc.line, exc.column + 1, filename)
         return DSLSyntaxError(message, span)
-    assert isinstance(exc, UnexpectedToken)  # LALR with the basic lexer raises nothing else
+    if not isinstance(exc, UnexpectedToken):  # UnexpectedEOF: Earley only, never raised here
+        line, column = max(exc.line, 1), max(exc.column, 1)
+        return DSLSyntaxError("unexpected end of input", ast.Span(line, column, line, column + 1, filename))
     tok = exc.token
     at_end = tok.type == "$END"
     before = _tokens_before(source, len(source) if at_end else tok.start_pos)

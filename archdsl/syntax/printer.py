@@ -1,7 +1,7 @@
 """Spec -> text: the canonical program of a Spec, such that ``parse(print_spec(s)) == s``.
 
     >>> import archdsl
-    >>> print(print_spec(archdsl.parse("ssm ssm ssm attn ssm ssm ssm attn"), roll=True))
+    >>> print(print_spec(archdsl.parse("ssm ssm ssm attn ssm ssm ssm attn"), roll=True), end="")
     model d_model=512 vocab=32000
     2x(3x(ssm) attn)
 
@@ -174,11 +174,11 @@ def _params_text(params: LayerParams, model: ModelSettings) -> str:
     except Exception:  # noqa: BLE001 - defaults that do not build for this model
         chosen = list(fields)
     chosen = [f for f in chosen if target[f] is not None]  # None cannot be written; it is a default
-    if gives_back(chosen):
-        for f in reversed(list(chosen)):  # derived fields come last: drop them first
-            fewer = [g for g in chosen if g != f]
-            if gives_back(fewer):
-                chosen = fewer
-    else:
+    if not gives_back(chosen):
+        # a default that another field implies (head_dim from heads): write everything, then trim
         chosen = [f for f in fields if target[f] is not None]
+    for f in reversed(list(chosen)):  # derived fields come last: drop them first
+        fewer = [g for g in chosen if g != f]
+        if gives_back(fewer):
+            chosen = fewer
     return " ".join(f"{f}={format_value(target[f])}" for f in chosen)
