@@ -122,19 +122,30 @@ def show(
 def layers() -> None:
     """List every registered layer type with its parameters, defaults and descriptions."""
     from archdsl.layers.registry import get_layer, list_layers
+    from archdsl.spec.model import ModelSettings
 
+    settings = ModelSettings()
     for name in list_layers():
         layer = get_layer(name)
+        # a None default is either derived from the model (filled by resolve) or means "off"
+        resolved = layer.Params().resolve(settings)
         table = Table(title=f"[bold]{name}[/bold]: {layer.description}", title_justify="left", expand=False)
         table.add_column("parameter")
-        table.add_column("default")
+        table.add_column(f"default (d_model={settings.d_model})")
         table.add_column("description")
         for field_name, info in layer.Params.model_fields.items():
-            default = "derived" if info.default is None else str(info.default)
-            if isinstance(info.default, bool):
-                default = str(info.default).lower()
+            value = info.default
+            if value is None:
+                derived = getattr(resolved, field_name)
+                default = "none" if derived is None else f"{_show(derived)} (derived)"
+            else:
+                default = _show(value)
             table.add_row(field_name, default, info.description or "")
         console.print(table)
+
+
+def _show(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @app.command()
