@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archdsl.errors import ArchDSLError
+from archdsl.errors import ArchDSLError, LimitError
+from archdsl.spec.limits import MAX_SOURCE_BYTES
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -25,6 +26,8 @@ def parse(text: str | bytes, *, filename: str | None = None, **model_settings: A
     from archdsl.spec.resolve import resolve
     from archdsl.syntax.parser import parse_program, source_text
 
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise ArchDSLError(f"parse() takes the program as str or bytes, not {type(text).__name__}")
     program = parse_program(text, filename)
     try:
         return resolve(program, **model_settings)
@@ -34,23 +37,43 @@ def parse(text: str | bytes, *, filename: str | None = None, **model_settings: A
 
 def load(path: str | Path, **model_settings: Any) -> Spec:
     """Read an ``.arch`` file and parse it; errors name the file."""
+    if not isinstance(path, (str, Path)):
+        raise ArchDSLError(f"load() takes a file path, not {type(path).__name__}")
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            # read one byte past the limit, so that /dev/zero or a stray binary is refused
+            data = file.read(MAX_SOURCE_BYTES + 1)
     except OSError as exc:
         raise ArchDSLError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise LimitError(f"'{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB; an architecture file is a few lines")
     return parse(data, filename=str(path), **model_settings)
 
 
-def to_graph(spec: Spec) -> nx.DiGraph:
+def _as_spec(target: Any, caller: str) -> Spec:
+    """A Spec from a Spec or program text (what to_graph and build accept)."""
+    from archdsl.spec.model import Spec
+
+    if isinstance(target, Spec):
+        return target
+    if isinstance(target, (str, bytes)):
+        return parse(target)
+    raise ArchDSLError(f"{caller}() takes a Spec (from archdsl.parse or archdsl.load) or program text, "
+                       f"not {type(target).__name__}")
+
+
+def to_graph(spec: Spec | str) -> nx.DiGraph:
     """Lower a Spec to its checked ``networkx.DiGraph`` (embedding -> sub-layers -> LM head)."""
     from archdsl.graph.lower import lower
 
-    return lower(spec)
+    return lower(_as_spec(spec, "to_graph"))
 
 
-def build(spec: Spec | nx.DiGraph) -> nn.Module:
+def build(spec: Spec | nx.DiGraph | str) -> nn.Module:
     """Build the PyTorch model of a Spec (or of its graph). ``model(ids)`` gives logits (B, T, vocab)."""
+    import networkx as nx
+
     from archdsl.nn.build import build_model
 
-    return build_model(spec if not hasattr(spec, "body") else to_graph(spec))
+    return build_model(spec if isinstance(spec, nx.DiGraph) else to_graph(spec))

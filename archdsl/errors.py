@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from archdsl.syntax.ast import Span
 
 
+# Longest source line shown under an error; longer ones are cut around the caret.
+CONTEXT_WIDTH = 120
+
+
 class ArchDSLError(Exception):
     """Base of every user-facing error. ``span`` says where; ``source`` is the text it points into."""
 
@@ -48,10 +52,19 @@ class ArchDSLError(Exception):
         if not 1 <= self.span.line <= len(lines):
             return ""
         line = lines[self.span.line - 1].replace("\t", " ")
+        start = self.span.column - 1
         width = 1
         if self.span.end_line == self.span.line and self.span.end_column > self.span.column:
             width = self.span.end_column - self.span.column
-        return f"    {line}\n    {' ' * (self.span.column - 1)}{'^' * width}"
+        width = min(width, CONTEXT_WIDTH // 2)
+        if len(line) > CONTEXT_WIDTH:
+            # a window of the long line around the caret, with "..." where it was cut
+            left = max(0, min(start - CONTEXT_WIDTH // 3, len(line) - CONTEXT_WIDTH))
+            shown = line[left:left + CONTEXT_WIDTH]
+            prefix = "..." if left > 0 else ""
+            suffix = "..." if left + CONTEXT_WIDTH < len(line) else ""
+            line, start = prefix + shown + suffix, start - left + len(prefix)
+        return f"    {line}\n    {' ' * start}{'^' * width}"
 
     def __str__(self) -> str:
         text = f"{self.location()}error: {self.message}"

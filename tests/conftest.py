@@ -24,3 +24,12 @@ torch.set_num_threads(1)
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _warm_parser():
+    """Build the lark parser and import every layer once, so that the few tests with a safety
+    bound on time ("rejected in milliseconds") do not pay for that start-up."""
+    import archdsl
+
+    archdsl.parse("ssm")

@@ -79,3 +79,11 @@ def test_layers_lists_parameters_with_descriptions():
 def test_neither_file_nor_expression():
     result = run("check")
     assert result.exit_code == 2 and "give either a FILE or -e TEXT" in result.output
+
+
+def test_fmt_write_keeps_the_opening_comments(tmp_path):
+    path = tmp_path / "m.arch"
+    path.write_text("# Source: a paper, 2024\n# second line\n\nmodel d_model=64 vocab=10\nlet b = ssm mlp\n2x( b )\n")
+    result = run("fmt", "--write", str(path))
+    assert result.exit_code == 0, result.output
+    assert path.read_text() == "# Source: a paper, 2024\n# second line\nmodel d_model=64 vocab=10\n2x(ssm mlp)\n"

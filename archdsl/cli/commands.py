@@ -58,8 +58,18 @@ def fmt(
     if write:
         if file is None:
             fail("--write needs a FILE")
-        file.write_text(text, encoding="utf-8")
-        console.print(f"rewrote {file}")
+        # keep the file's opening comment block (the examples cite their sources there); the
+        # canonical text itself has no comments and expands every let but the shared groups
+        original = file.read_text(encoding="utf-8").splitlines()
+        header = []
+        for line in original:
+            if line.strip() and not line.lstrip().startswith("#"):
+                break
+            header.append(line)
+        while header and not header[-1].strip():
+            header.pop()
+        file.write_text("\n".join(header) + ("\n" if header else "") + text, encoding="utf-8")
+        console.print(f"rewrote {file} (opening comments kept; let names other than shared groups expanded)")
     else:
         typer.echo(text, nl=not text.endswith("\n"))
 
@@ -165,6 +175,11 @@ def build(
     if seq < 1 or batch < 1:
         fail(f"--seq and --batch must be at least 1 (got --seq {seq}, --batch {batch})")
     spec = load_spec(file, expr, d_model=d_model, vocab=vocab)
+    from archdsl.nn.memory import check_fits
+
+    # the test forward pass: activations (an upper bound: what training would keep) and logits
+    forward_bytes = archdsl.cost(spec, seq_len=seq, batch=batch, act_bytes=4).activation_memory
+    check_fits(forward_bytes + batch * seq * spec.model.vocab * 4, f"a forward pass of {batch} x {seq} tokens")
     start = time.perf_counter()
     model = archdsl.build(spec)
     built = time.perf_counter() - start

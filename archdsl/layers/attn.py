@@ -83,9 +83,11 @@ class AttnParams(LayerParams):
             raise InvalidParams(
                 "window", f"window={self.window} must be at least 1 token; omit it for full causal attention"
             )
-        if not self.rope_theta > 0:
+        # below 1 the rotary frequencies 1/theta^(2i/d) grow instead of fall, and for tiny values
+        # they overflow to inf (NaN logits); above 1e12 every wavelength but the first is constant
+        if not 1.0 <= self.rope_theta <= 1e12:
             raise InvalidParams(
-                "rope_theta", f"rope_theta={self.rope_theta} must be positive; the usual value is 10000.0"
+                "rope_theta", f"rope_theta={self.rope_theta} must be in 1 .. 1e12; the usual values are 10000.0 to 1e6"
             )
         return self.model_copy(update={"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim})
 

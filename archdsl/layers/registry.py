@@ -60,11 +60,7 @@ def _load_entry_points() -> None:
         return
     _entry_points_loaded = True
     for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(f"archdsl.layers.{module}")
-        except ModuleNotFoundError as exc:  # DEV-ONLY: layers still being written
-            if exc.name != f"archdsl.layers.{module}":
-                raise
+        importlib.import_module(f"archdsl.layers.{module}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import networkx as nx
+import torch
 from torch import nn
+
+from archdsl.cost.model import cost
 
 from archdsl.layers.registry import get_layer
 from archdsl.nn.blocks import ParallelResidual, Residual
+from archdsl.nn.memory import check_fits
 from archdsl.nn.model import ArchModel
 
 
@@ -15,6 +19,9 @@ def build_model(graph: nx.DiGraph) -> ArchModel:
     same ``(group, slot)`` get the very same module object, so shared weights are one tensor."""
     model_settings = graph.graph["model"]
     d, eps = model_settings.d_model, model_settings.norm_eps
+    params = cost(graph).params  # analytic: nothing is allocated before we know it fits
+    check_fits(params * torch.empty((), dtype=torch.get_default_dtype(), device="meta").element_size(),
+               f"a model of {params:,} parameters")
     shared: dict[tuple[str, str], nn.Module] = {}
 
     def once(attrs: dict, make) -> nn.Module:

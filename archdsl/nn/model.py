@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -34,19 +35,29 @@ class ArchModel(nn.Module):
             nn.init.normal_(self.lm_head.weight, std=0.02)
 
     def forward(self, ids: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        if ids.dim() != 2 or ids.shape[1] == 0:
+            raise GenerationError(f"the model takes token ids of shape (batch, length >= 1), got {tuple(ids.shape)}")
         x = self.embed(ids)  # (B, T, D)
-        for layer in self.layers:
+        total_aux: torch.Tensor | float = 0.0
+        for layer, aux_modules in zip(self.layers, self._aux_modules()):
             x = layer(x, reference=reference)
+            # read after every sub-layer: a shared MoE used at two depths overwrites its
+            # aux_loss on the second call, and both calls' losses belong to the model's
+            for module in aux_modules:
+                total_aux = total_aux + module.aux_loss
+        self._last_aux_loss = total_aux
         return self.lm_head(self.norm(x))  # (B, T, vocab)
 
+    def _aux_modules(self) -> list[list[nn.Module]]:
+        """Per sub-layer, the modules that leave an auxiliary loss (MoE load balancing)."""
+        if getattr(self, "_aux_cache", None) is None:
+            self._aux_cache = [[m for m in layer.modules() if hasattr(m, "aux_loss")] for layer in self.layers]
+        return self._aux_cache
+
     def aux_loss(self) -> torch.Tensor | float:
-        """Sum of the auxiliary losses (MoE load balancing) of the last forward pass."""
-        total: torch.Tensor | float = 0.0
-        for module in {id(m): m for m in self.modules()}.values():
-            loss = getattr(module, "aux_loss", None)
-            if isinstance(loss, torch.Tensor):
-                total = total + loss
-        return total
+        """Sum of the auxiliary losses (MoE load balancing) of the last forward pass, one term per
+        use of each layer; add ``coef * model.aux_loss()`` to the training loss."""
+        return getattr(self, "_last_aux_loss", 0.0)
 
     # --- generation --------------------------------------------------------------------------
 
@@ -72,14 +83,18 @@ class ArchModel(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Continue ``ids`` (B, T) by ``max_new_tokens`` tokens; temperature 0 is greedy."""
-        if ids.dim() != 2 or ids.shape[1] < 1:
-            raise GenerationError(f"generate expects token ids of shape (batch, length >= 1), got {tuple(ids.shape)}")
-        if max_new_tokens < 0:
-            raise GenerationError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if temperature < 0:
-            raise GenerationError(f"temperature must be >= 0, got {temperature}")
-        if top_k is not None and not 1 <= top_k <= self.settings.vocab:
-            raise GenerationError(f"top_k must be in 1..{self.settings.vocab}, got {top_k}")
+        vocab = self.settings.vocab
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.shape[1] < 1 or ids.is_floating_point():
+            shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
+            raise GenerationError(f"generate expects integer token ids of shape (batch, length >= 1), got {shape}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+            raise GenerationError(f"token ids must be in 0..{vocab - 1} (vocab={vocab}), got {int(ids.min())}..{int(ids.max())}")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise GenerationError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+        if not math.isfinite(temperature) or temperature < 0:
+            raise GenerationError(f"temperature must be a finite number >= 0, got {temperature}")
+        if top_k is not None and not 1 <= top_k <= vocab:
+            raise GenerationError(f"top_k must be in 1..{vocab}, got {top_k}")
         batch, length = ids.shape
         state = self.init_state(batch, length + max_new_tokens)
         logits = None

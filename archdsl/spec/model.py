@@ -95,7 +95,9 @@ class Spec(SpecNode):
     source_name: str | None = Field(default=None, exclude=True, repr=False)
 
     def _meaning(self) -> dict[str, Any]:
-        return {"model": self.model, "body": self.body}
+        # a weight group's name is a label: `let g = shared(...)` and `let h = shared(...)` used
+        # the same way are the same model, so groups compare by order of first use
+        return {"model": self.model, "body": _canonical_groups(self.body)}
 
     def layers(self) -> list[LayerNode]:
         """The layer calls in execution order, repeats unrolled (branches in order)."""
@@ -122,3 +124,22 @@ def iter_layers(node: Node):
             yield from iter_layers(branch)
     elif isinstance(node, SharedNode):
         yield from iter_layers(node.body)
+
+
+def _canonical_groups(body: SeqNode) -> SeqNode:
+    """``body`` with its shared groups renamed g0, g1, ... in order of first use."""
+    names: dict[str, str] = {}
+
+    def walk(node: Node) -> Node:
+        if isinstance(node, SharedNode):
+            group = names.setdefault(node.group, f"g{len(names)}")
+            return node.model_copy(update={"group": group, "body": walk(node.body)})
+        if isinstance(node, SeqNode):
+            return node.model_copy(update={"items": tuple(walk(item) for item in node.items)})
+        if isinstance(node, RepeatNode):
+            return node.model_copy(update={"body": walk(node.body)})
+        if isinstance(node, ParallelNode):
+            return node.model_copy(update={"branches": tuple(walk(branch) for branch in node.branches)})
+        return node
+
+    return walk(body)  # type: ignore[return-value]

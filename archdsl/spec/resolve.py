@@ -48,7 +48,7 @@ def _model_settings(header: ast.Header | None, overrides: dict[str, Any]) -> Mod
             raise ParameterError(f"model setting '{param.key}' is given twice", param.span)
         values[param.key] = param.value
         spans[param.key] = param.value_span or param.span
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update({k: _plain(v) for k, v in overrides.items() if v is not None})
     try:
         return ModelSettings(**values)
     except ValidationError as exc:
@@ -58,6 +58,13 @@ def _model_settings(header: ast.Header | None, overrides: dict[str, Any]) -> Mod
             f"model setting {_describe_validation(exc, ModelSettings)}; {where}",
             spans.get(key) if key not in overrides else None,
         ) from None
+
+
+def _plain(value: Any) -> Any:
+    """numpy and torch scalars (an Optuna draw, a config value) as the Python number they hold."""
+    if isinstance(value, (bool, int, float, str)) or not hasattr(value, "item"):
+        return value
+    return value.item()
 
 
 def _describe_validation(exc: ValidationError, model: type) -> str:
@@ -86,6 +93,7 @@ class _Resolver:
         self.layer_cache: dict[tuple, LayerNode] = {}
         self.shared_depth = 0
         self.branch_depth = 0
+        self.inline_groups = 0
 
     def run(self) -> Spec:
         for let in self.program.lets:
@@ -97,8 +105,9 @@ class _Resolver:
             self.lets[let.name] = let
         _check_size(self.program, self.lets)
         items = self._seq_items(self.program.body)
-        return Spec(model=self.model, body=SeqNode(items=tuple(items), span=self.program.body.span),
-                    span=self.program.span, source_name=self.program.span.file)
+        body = SeqNode(items=tuple(items), span=self.program.body.span)
+        _check_parameters(body, self.model)
+        return Spec(model=self.model, body=body, span=self.program.span, source_name=self.program.span.file)
 
     # --- expressions -------------------------------------------------------------------------
 
@@ -124,7 +133,7 @@ class _Resolver:
         if isinstance(expr, ast.Parallel):
             return [self._parallel(expr)]
         if isinstance(expr, ast.Shared):
-            return [self._shared(expr, group=f"shared_{expr.span.line}_{expr.span.column}")]
+            return [self._shared(expr, group=self._inline_group_name())]
         raise TypeError(f"unknown AST node {type(expr).__name__}")  # a bug, not user input
 
     def _parallel(self, expr: ast.Parallel) -> ParallelNode:
@@ -144,6 +153,15 @@ class _Resolver:
         finally:
             self.branch_depth -= 1
         return ParallelNode(branches=tuple(branches), span=expr.span)
+
+    def _inline_group_name(self) -> str:
+        """``shared1``, ``shared2``, ... in order of use, never the name of a let or a layer (the
+        printer writes the group as ``let NAME = shared(...)``)."""
+        while True:
+            self.inline_groups += 1
+            name = f"shared{self.inline_groups}"
+            if name not in self.lets and not is_layer(name):
+                return name
 
     def _shared(self, expr: ast.Shared, group: str) -> SharedNode:
         if self.shared_depth:
@@ -269,4 +287,40 @@ def _check_size(program: ast.Program, lets: dict[str, ast.Let]) -> None:
         raise LimitError(
             f"the program unrolls to {total:,} layer calls, more than the limit of {limits.MAX_SUBLAYERS:,}",
             program.body.span,
+        )
+
+
+def _check_parameters(body: SeqNode, model: ModelSettings) -> None:
+    """Refuse a model of more than MAX_PARAMS weights, counted from the layers' cost formulas
+    (repeats multiplied, shared groups once) without unrolling or allocating anything."""
+    from archdsl.cost.value import CostContext
+
+    ctx = CostContext(seq_len=1)
+    per_layer: dict[tuple[str, LayerParams], int] = {}
+    seen_groups: set[str] = set()
+
+    def count(node: Node) -> int:
+        if isinstance(node, LayerNode):
+            key = (node.type, node.params)
+            if key not in per_layer:
+                per_layer[key] = get_layer(node.type).cost(node.params, model, ctx).params + model.d_model
+            return per_layer[key]
+        if isinstance(node, SeqNode):
+            return sum(count(item) for item in node.items)
+        if isinstance(node, RepeatNode):
+            return node.count * count(node.body)
+        if isinstance(node, ParallelNode):
+            return sum(count(branch) for branch in node.branches)
+        if isinstance(node, SharedNode):
+            if node.group in seen_groups:
+                return 0
+            seen_groups.add(node.group)
+            return count(node.body)
+        return 0
+
+    total = count(body) + 2 * model.vocab * model.d_model
+    if total > limits.MAX_PARAMS:
+        raise LimitError(
+            f"the program describes about {total:.3g} parameters, more than the limit of {limits.MAX_PARAMS:.0e}",
+            body.span,
         )

@@ -292,7 +292,8 @@ def test_defaults():
         (dict(window=0), "window", r"window=0 must be at least 1"),
         (dict(heads=0), "heads", r"heads=0 must be at least 1"),
         (dict(heads=4, head_dim=15), "head_dim", r"head_dim=15 must be even"),
-        (dict(rope_theta=0.0), "rope_theta", r"rope_theta=0.0 must be positive"),
+        (dict(rope_theta=0.0), "rope_theta", r"rope_theta=0.0 must be in 1 .. 1e12"),
+        (dict(rope_theta=1e-300), "rope_theta", r"rope_theta=1e-300 must be in 1 .. 1e12"),
     ],
 )
 def test_bad_params(kw, field, match):

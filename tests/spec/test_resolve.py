@@ -39,11 +39,17 @@ def test_let_shared_takes_the_let_name_as_its_group():
     assert [s.group for s in shared] == ["glob", "glob"]
 
 
-def test_inline_shared_gets_a_positional_group_name():
-    spec = archdsl.parse("ssm 2x(shared(attn))")
+def test_inline_shared_groups_are_numbered_in_order_of_use_avoiding_let_names():
+    spec = archdsl.parse("let shared1 = shared(mlp)\nssm 2x(shared(attn)) shared1 shared(conv)")
     repeat = spec.body.items[1]
     assert isinstance(repeat, RepeatNode)
-    assert repeat.body.items[0].group == "shared_1_8"  # the column of the word `shared`
+    assert repeat.body.items[0].group == "shared2"
+    assert [spec.body.items[2].group, spec.body.items[3].group] == ["shared1", "shared3"]
+
+
+def test_group_names_are_labels_not_meaning():
+    assert archdsl.parse("let g = shared(attn)\ng mlp g") == archdsl.parse("let h = shared(attn)\nh mlp h")
+    assert archdsl.parse("let g = shared(attn)\ng mlp g") != archdsl.parse("let g = shared(attn)\ng mlp attn")
 
 
 def test_parallel_branches_are_kept():

