@@ -1,0 +1,176 @@
+"""``mamba``: the Mamba-1 mixer (Gu & Dao 2023) as Jamba uses it, Hugging Face's ``MambaMixer``
+parameter for parameter.
+
+One input projection gives x and the gate z; a causal depthwise conv with bias and SiLU over x;
+``x_proj`` gives a low-rank dt and the input-dependent B and C; ``dt_proj`` lifts dt to every
+channel (softplus of it plus its bias); the selective scan with a decay ``exp(dt A)`` per channel
+and state index (see :mod:`archdsl.layers.selective_scan`); a skip ``D * x``; the gate
+``* silu(z)``; an output projection.
+
+``forward`` runs the chunked parallel scan; ``reference=True`` the loop over time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from archdsl.cost.value import Cost, CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers.base import LayerParams
+from archdsl.layers.registry import register_layer
+from archdsl.layers.selective_scan import SUB, selective_scan_chunked, selective_scan_reference
+from archdsl.layers.ssm import causal_conv_silu
+from archdsl.spec.model import ModelSettings
+
+
+class MambaParams(LayerParams):
+    state: int = Field(16, ge=1, le=1024, description="SSM state size per channel (N; HF state_size)")
+    expand: int = Field(2, ge=1, le=16, description="inner width as a multiple of d_model")
+    conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv on x")
+    dt_rank: int | None = Field(None, ge=1, description="rank of the dt projection (default ceil(d_model / 16))")
+    chunk: int = Field(64, ge=1, le=4096, description="tokens per chunk of the chunked scan (speed and memory only)")
+
+    def resolve(self, model: ModelSettings) -> MambaParams:
+        if self.dt_rank is None:
+            return self.model_copy(update={"dt_rank": math.ceil(model.d_model / 16)})
+        return self
+
+
+@dataclass
+class MambaState:
+    conv: torch.Tensor  # (B, E, conv - 1): the last inputs of the conv
+    ssm: torch.Tensor  # (B, E, N): the state of each channel
+
+
+@register_layer
+class Mamba(nn.Module):
+    name = "mamba"
+    description = "Mamba-1 mixer (HF MambaMixer, Jamba): conv, selective scan with a decay per channel and state"
+    Params = MambaParams
+
+    def __init__(self, params: MambaParams, model: ModelSettings):
+        super().__init__()
+        p = params.resolve(model)
+        self.p = p
+        D, N, R = model.d_model, p.state, p.dt_rank
+        E = self.inner = p.expand * D
+        self.in_proj = nn.Linear(D, 2 * E, bias=False)  # x | z
+        self.conv1d = nn.Conv1d(E, E, p.conv, groups=E, padding=p.conv - 1)
+        self.x_proj = nn.Linear(E, R + 2 * N, bias=False)  # dt (low rank) | B | C
+        self.dt_proj = nn.Linear(R, E, bias=True)
+        # HF's init_mamba_weights: A = 1 .. N per channel (S4D-real), D = 1, dt_proj weight
+        # uniform in +-R^-0.5, its bias softplus^-1 of dt log-uniform in [1e-3, 1e-1] (floor 1e-4)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))
+        self.D = nn.Parameter(torch.ones(E))
+        self.out_proj = nn.Linear(E, D, bias=False)
+        with torch.no_grad():
+            self.dt_proj.weight.uniform_(-(R**-0.5), R**-0.5)
+            dt = torch.exp(torch.rand(E) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+            self.conv1d.bias.zero_()
+
+    def _ssm_inputs(self, xc: torch.Tensor):
+        """Post-conv x (..., E) -> dt (..., E) after softplus, B, C (..., N), A (E, N)."""
+        p = self.p
+        dt, B, C = self.x_proj(xc).split([p.dt_rank, p.state, p.state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt))
+        return dt, B, C, -torch.exp(self.A_log.float())
+
+    def _out(self, y, xc, z, dtype):
+        y = (y + xc * self.D.to(xc.dtype)) * F.silu(z)
+        return self.out_proj(y.to(dtype))
+
+    def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        T = x.shape[1]
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, E) each
+        if reference:
+            xc = F.silu(self.conv1d(xs.transpose(1, 2))[..., :T]).transpose(1, 2)
+            dt, B, C, A = self._ssm_inputs(xc)
+            y, _ = selective_scan_reference(xc, dt, A, B, C)
+        else:
+            xc = causal_conv_silu(xs, self.conv1d)
+            dt, B, C, A = self._ssm_inputs(xc)
+            y, _ = selective_scan_chunked(xc, dt, A, B, C, chunk=self.p.chunk)
+        return self._out(y.to(xc.dtype), xc, z, x.dtype)
+
+    def init_state(self, batch: int, *, max_len: int, device=None, dtype=None) -> MambaState:
+        p = self.p
+        return MambaState(
+            conv=torch.zeros(batch, self.inner, p.conv - 1, device=device, dtype=dtype),
+            ssm=torch.zeros(batch, self.inner, p.state, device=device, dtype=dtype),
+        )
+
+    def step(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        if x.shape[0] != state.ssm.shape[0]:
+            raise GenerationError(f"mamba: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # (B, E)
+        window = torch.cat([state.conv, xs[..., None].to(state.conv.dtype)], -1)  # (B, E, conv)
+        xc = F.silu((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias).to(x.dtype)
+        dt, B, C, A = self._ssm_inputs(xc)
+        dt = dt.float()[..., None]  # (B, E, 1)
+        h = torch.exp(dt * A) * state.ssm.float() + dt * xc.float()[..., None] * B.float()[:, None, :]
+        y = torch.einsum("ben,bn->be", h, C.float())
+        # new tensors rather than in-place writes, so a loop of steps stays differentiable
+        state.conv = window[..., 1:]
+        state.ssm = h.to(state.ssm.dtype)
+        return self._out(y.to(xc.dtype), xc, z, x.dtype), state
+
+    @classmethod
+    def cost(cls, params: MambaParams, model: ModelSettings, ctx: CostContext) -> Cost:
+        p = params.resolve(model)
+        d, N, R, K = model.d_model, p.state, p.dt_rank, p.conv
+        E = p.expand * d
+        # in_proj, conv weight and bias, x_proj, dt_proj weight and bias, A_log, D, out_proj
+        n_params = d * 2 * E + E * K + E + E * (R + 2 * N) + R * E + E + E * N + E + E * d
+        matmul = 2 * d * 2 * E + 2 * E * (R + 2 * N) + 2 * R * E + 2 * E * d
+        T = ctx.seq_len
+        sub = min(SUB, p.chunk, T)
+        Tp = -(-T // sub) * sub  # padded to whole sub-chunks
+        chunk = max(sub, p.chunk // sub * sub)
+        n = -(-Tp // chunk)
+        scan = scan_flops_per_token(E, N, sub, chunk) * Tp / T + 2 * K * E
+        # one step: the products, the conv, and per state element the decay exp(dt A) (a multiply,
+        # an exp), the input dt x B, the update (a multiply-add) and the read-out (a multiply-add)
+        decode = matmul + 2 * K * E + 7 * E * N
+        state = (E * (K - 1) + E * N) * ctx.state_bytes
+        # Kept for backward, elements per token, counted from the autograd graph (the test checks
+        # it): input and projection (d + 2E); conv input, pre-activation and output (3E); x_proj
+        # output (R + 2N); dt_proj output and dt (2E); skip sum, silu(z), gated output (3E); the
+        # scan's inputs dt x, dt, B, C (2E + 2N, over the Tp padded tokens); the state entering
+        # each of its n chunks (n E N per sequence: the scan recomputes the rest in backward).
+        per_token = d + 2 * E + 3 * E + R + 2 * N + 2 * E + 3 * E + (Tp / T) * (2 * E + 2 * N) + n * E * N / T
+        return Cost(
+            params=n_params,
+            matmul_flops=float(matmul),
+            scan_flops=float(scan),
+            activation_bytes=float(per_token * T * ctx.act_bytes),
+            state_bytes=float(state),
+            decode_flops=float(decode),
+        )
+
+
+def scan_flops_per_token(E: int, N: int, sub: int, chunk: int) -> float:
+    """Forward FLOPs per token of :func:`selective_scan_chunked` (sub-chunks of ``sub`` tokens in
+    chunks of ``chunk``).
+
+    Per state element (E N of them): dt A and its exp (2), dt x B (1); within sub-chunks, each
+    doubling step k = 1, 2, 4, .. < sub updates the last sub - k positions with a multiply-add on
+    u and a multiply on a (3 (sub - k) / sub); across the sub-chunks of a chunk the same on their
+    ends (3 ceil(log2(chunk / sub)) / sub) and the fix-up, a multiply-add (2); the read-out
+    against C, a multiply-add (2). Per channel: dt x (1). A sequential scan does the same work
+    without the doubling's log factor: the 9 B L D N estimate of state-spaces/mamba issue #110.
+    """
+    steps = 0.0
+    k = 1
+    while k < sub:
+        steps += 3 * (sub - k) / sub
+        k *= 2
+    m = chunk // sub
+    carry = 3 * math.ceil(math.log2(m)) / sub if m > 1 else 0.0
+    return E * N * (3 + steps + carry + 2 + 2) + E

@@ -1,0 +1,239 @@
+"""``ssm``: the Mamba-2 mixer (Dao & Gu 2024), Hugging Face's ``Mamba2Mixer`` parameter for parameter.
+
+One input projection gives the gate z, the conv input (x, B, C) and one dt per head; a causal
+depthwise conv with bias and SiLU runs over x, B and C; the SSD scan (see
+:mod:`archdsl.layers.ssd`) with a scalar decay ``exp(dt * A)`` per head; a skip ``D * x``; a
+gated RMSNorm ``norm(y * silu(z))``; an output projection. The projection rows are laid out
+``[z | x | B | C | dt]`` as in HF and mamba_ssm, so their weights load with ``load_state_dict``.
+
+``forward`` runs the chunked SSD algorithm; ``reference=True`` the loop over time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from archdsl.cost.value import Cost, CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.registry import register_layer
+from archdsl.layers.ssd import MAX_MATRIX_CHUNKS, ssd_chunked, ssd_reference
+from archdsl.nn.norm import GatedRMSNorm
+from archdsl.spec.model import ModelSettings
+
+
+class SSMParams(LayerParams):
+    state: int = Field(128, ge=1, le=1024, description="SSM state size per head (N; HF state_size)")
+    expand: int = Field(2, ge=1, le=16, description="inner width as a multiple of d_model")
+    head_dim: int = Field(64, ge=1, description="channels per head (P); heads = expand * d_model / head_dim")
+    groups: int = Field(1, ge=1, description="groups of heads sharing B and C (HF n_groups)")
+    conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv on x, B, C")
+    chunk: int = Field(256, ge=1, le=4096, description="tokens per chunk of the SSD algorithm (speed only)")
+
+    def resolve(self, model: ModelSettings) -> SSMParams:
+        inner = self.expand * model.d_model
+        if inner % self.head_dim:
+            divisors = [d for d in range(1, min(inner, 256) + 1) if inner % d == 0]
+            raise InvalidParams("head_dim", f"head_dim={self.head_dim} does not divide the inner width "
+                                f"expand * d_model = {inner}; choose one of {divisors}")
+        heads = inner // self.head_dim
+        if heads % self.groups:
+            divisors = [d for d in range(1, heads + 1) if heads % d == 0]
+            raise InvalidParams("groups", f"groups={self.groups} does not divide the {heads} heads; "
+                                f"choose one of {divisors}")
+        return self
+
+
+class _CausalConvSiLU(torch.autograd.Function):
+    """``silu(bias + sum_k w[:, k] * x[t - K + 1 + k])``: a causal depthwise conv in (B, T, C) layout.
+
+    Shifted multiply-adds rather than ``F.conv1d``: the sequence stays channels-last (no
+    transposes, whose strided layout made SiLU's backward several times slower), and CPU
+    depthwise conv backward was both slow and erratic on shared cores.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        Bsz, T, C = x.shape
+        K = weight.shape[-1]
+        xp = x.new_empty(Bsz, K - 1 + T, C)  # zero history before the first token
+        xp[:, :K - 1].zero_()
+        xp[:, K - 1:].copy_(x)
+        pre = xp[:, K - 1:] * weight[:, K - 1]
+        for k in range(K - 1):
+            pre.addcmul_(xp[:, k:k + T], weight[:, k])
+        pre += bias
+        ctx.save_for_backward(xp, weight, pre)
+        return F.silu(pre)
+
+    @staticmethod
+    def backward(ctx, dy):
+        xp, weight, pre = ctx.saved_tensors
+        T, K = pre.shape[1], weight.shape[-1]
+        dpre = torch.ops.aten.silu_backward(dy.contiguous(), pre)
+        dx = dpre * weight[:, K - 1]
+        for k in range(K - 1):
+            shift = K - 1 - k  # x[t] reaches the outputs t + shift through w[:, k]
+            if shift < T:
+                dx[:, :T - shift].addcmul_(dpre[:, shift:], weight[:, k])
+        dw = torch.stack([torch.linalg.vecdot(dpre, xp[:, k:k + T], dim=1).sum(0) for k in range(K)], -1)
+        return dx, dw, dpre.sum((0, 1))
+
+
+def causal_conv_silu(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """The depthwise causal conv of Mamba with SiLU, on x (B, T, C) -> (B, T, C)."""
+    return _CausalConvSiLU.apply(x, conv.weight[:, 0], conv.bias)
+
+
+@dataclass
+class SSMState:
+    conv: torch.Tensor  # (B, conv_dim, conv - 1): the last inputs of the conv
+    ssm: torch.Tensor  # (B, H, P, N): the state of each head
+
+
+@register_layer
+class SSM(nn.Module):
+    name = "ssm"
+    description = "Mamba-2 mixer (HF Mamba2Mixer): conv, selective state space with scalar decay per head, chunked SSD"
+    Params = SSMParams
+
+    def __init__(self, params: SSMParams, model: ModelSettings):
+        super().__init__()
+        p = params.resolve(model)
+        self.p = p
+        D = model.d_model
+        self.inner = p.expand * D
+        self.heads = self.inner // p.head_dim
+        self.conv_dim = self.inner + 2 * p.groups * p.state
+        self.in_proj = nn.Linear(D, self.inner + self.conv_dim + self.heads, bias=False)  # z | x B C | dt
+        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, p.conv, groups=self.conv_dim, padding=p.conv - 1)
+        H = self.heads
+        # HF's init_mamba2_weights: dt log-uniform in [1e-3, 1e-1] (floor 1e-4) stored as
+        # softplus^-1(dt); A = 1 .. H (S4D-real); D = 1; HF also zeroes the conv bias
+        dt = torch.exp(torch.rand(H) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, H + 1, dtype=torch.float32)))
+        self.D = nn.Parameter(torch.ones(H))
+        self.norm = GatedRMSNorm(self.inner, eps=model.norm_eps, groups=p.groups)
+        self.out_proj = nn.Linear(self.inner, D, bias=False)
+        nn.init.zeros_(self.conv1d.bias)
+
+    def _split(self, proj: torch.Tensor):
+        return proj.split([self.inner, self.conv_dim, self.heads], dim=-1)  # z, xBC, dt
+
+    def _ssm_inputs(self, xBC: torch.Tensor, dt: torch.Tensor):
+        """Post-conv (..., conv_dim) and raw dt (..., H) -> x (..., H, P), B, C (..., G, N), dt, A."""
+        p = self.p
+        x, B, C = xBC.split([self.inner, p.groups * p.state, p.groups * p.state], dim=-1)
+        dt = F.softplus(dt + self.dt_bias.to(dt.dtype))  # HF's time_step_limit (0, inf) is no clamp
+        A = -torch.exp(self.A_log.float())
+        return (x.unflatten(-1, (self.heads, p.head_dim)), B.unflatten(-1, (p.groups, p.state)),
+                C.unflatten(-1, (p.groups, p.state)), dt, A)
+
+    def _out(self, y: torch.Tensor, x: torch.Tensor, z: torch.Tensor, dtype) -> torch.Tensor:
+        y = y + x * self.D.to(x.dtype)[:, None]  # (..., H, P)
+        return self.out_proj(self.norm(y.flatten(-2), z).to(dtype))
+
+    def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        T = x.shape[1]
+        z, xBC, dt = self._split(self.in_proj(x))
+        if reference:
+            xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :T]).transpose(1, 2)  # (B, T, conv_dim)
+            xs, B, C, dt, A = self._ssm_inputs(xBC, dt)
+            y, _ = ssd_reference(xs, dt, A, B, C)
+        else:
+            xs, B, C, dt, A = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d), dt)
+            y, _ = ssd_chunked(xs, dt, A, B, C, chunk=self.p.chunk)  # (B, T, H, P)
+        return self._out(y.to(xs.dtype), xs, z, x.dtype)
+
+    def init_state(self, batch: int, *, max_len: int, device=None, dtype=None) -> SSMState:
+        p = self.p
+        return SSMState(
+            conv=torch.zeros(batch, self.conv_dim, p.conv - 1, device=device, dtype=dtype),
+            ssm=torch.zeros(batch, self.heads, p.head_dim, p.state, device=device, dtype=dtype),
+        )
+
+    def step(self, x: torch.Tensor, state: SSMState) -> tuple[torch.Tensor, SSMState]:
+        if x.shape[0] != state.ssm.shape[0]:
+            raise GenerationError(f"ssm: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        z, xBC, dt = self._split(self.in_proj(x))  # (B, ·)
+        window = torch.cat([state.conv, xBC[..., None].to(state.conv.dtype)], -1)  # (B, conv_dim, conv)
+        xBC = F.silu((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias).to(x.dtype)
+        xs, B, C, dt, A = self._ssm_inputs(xBC, dt)
+        hg = self.heads // self.p.groups
+        B, C = B.float().repeat_interleave(hg, 1), C.float().repeat_interleave(hg, 1)  # (B, H, N)
+        dt = dt.float()
+        h = state.ssm.float() * torch.exp(dt * A)[..., None, None]
+        h = h + (dt[..., None] * xs.float())[..., None] * B[:, :, None, :]  # (B, H, P, N)
+        y = torch.einsum("bhpn,bhn->bhp", h, C)
+        # new tensors rather than in-place writes, so a loop of steps stays differentiable
+        state.conv = window[..., 1:]
+        state.ssm = h.to(state.ssm.dtype)
+        return self._out(y.to(xs.dtype), xs, z, x.dtype), state
+
+    @classmethod
+    def cost(cls, params: SSMParams, model: ModelSettings, ctx: CostContext) -> Cost:
+        p = params.resolve(model)
+        d, N, P, G, K = model.d_model, p.state, p.head_dim, p.groups, p.conv
+        E = p.expand * d
+        H = E // P
+        conv_dim = E + 2 * G * N
+        proj = E + conv_dim + H
+        # in_proj, conv weight and bias, dt_bias, A_log, D, norm weight, out_proj
+        n_params = d * proj + conv_dim * K + conv_dim + 3 * H + E + E * d
+        matmul = 2 * d * proj + 2 * E * d
+        # the SSD's products (see ssd_product_flops), the conv's multiply-adds (2 K per channel)
+        # and, per state element and token, the elementwise decay terms where the chunk pass is
+        # a loop (n > MAX_MATRIX_CHUNKS: a multiply and an add per chunk)
+        T = ctx.seq_len
+        n = -(-T // min(p.chunk, T))
+        loop = 2 * n * H * P * N if n > MAX_MATRIX_CHUNKS else 0
+        scan = (ssd_product_flops(p, d, T) + loop) / T + 2 * K * conv_dim
+        # one step: the products, the conv, and per state element the decay, the input
+        # (dt x) B, the add, and the read-out h C (a multiply-add): 5 H P N
+        decode = matmul + 2 * K * conv_dim + 5 * H * P * N
+        state = (conv_dim * (K - 1) + H * P * N) * ctx.state_bytes
+        # Kept for backward, elements per token, counted from the autograd graph of forward (the
+        # test checks it): input and projection (d + proj); conv input, pre-activation and output
+        # (3 conv_dim); dt before and after softplus (2H); skip, gated-norm input, gate and norm
+        # output (4E). In the SSD, over the Tp = n L padded tokens of chunk L = min(chunk, T):
+        # x dt, its copy laid out per head and its chunk-end copy, y_in and the sum (5E), and
+        # C B^T (G L) per chunk (the (L x L) decay and scores per head are recomputed in
+        # backward, not kept); per chunk, its states in three layouts (3 H P N).
+        L = min(p.chunk, T)
+        per_token = (d + proj + 3 * conv_dim + 2 * H + 4 * E
+                     + (n * L / T) * (5 * E + G * L) + 3 * (n + 1) * H * P * N / T)
+        return Cost(
+            params=n_params,
+            matmul_flops=float(matmul),
+            scan_flops=float(scan),
+            activation_bytes=float(per_token * T * ctx.act_bytes),
+            state_bytes=float(state),
+            decode_flops=float(decode),
+        )
+
+
+def ssd_product_flops(p: SSMParams, d_model: int, T: int) -> float:
+    """Forward FLOPs of the matrix products of :func:`ssd_chunked` over T tokens: exactly what
+    ``torch.utils.flop_counter`` counts for them (the tests check it).
+
+    With chunk L = min(chunk, T), n = ceil(T / L) chunks and Tp = n L padded tokens (after the
+    SSD cost analysis of the Mamba-2 paper, section 6.3: quadratic in L within chunks, linear in
+    T across them): C B^T 2 Tp L G N; scores X 2 Tp L H P; chunk states B^T X 2 Tp H P N; the
+    read-out of the chunks' start states C S 2 Tp H P N; the chunk-to-chunk pass as a
+    decay-matrix product 2 (n + 1)^2 H P N (for n <= 256; beyond, n elementwise updates).
+    """
+    N, P, G = p.state, p.head_dim, p.groups
+    H = p.expand * d_model // P
+    L = min(p.chunk, T)
+    n = -(-T // L)
+    Tp = n * L
+    chunks = 2 * Tp * L * G * N + 2 * Tp * L * H * P + 4 * Tp * H * P * N
+    passing = 2 * (n + 1) ** 2 * H * P * N if n <= MAX_MATRIX_CHUNKS else 0
+    return float(chunks + passing)

@@ -1,0 +1,203 @@
+"""``mamba`` (Mamba-1): the chunked selective scan against a loop over time and against Hugging
+Face's ``MambaMixer`` with the same weights; generation steps; the cost formulas against what runs."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archdsl.cost.value import CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers import selective_scan
+from archdsl.layers.mamba import Mamba, MambaParams
+from archdsl.layers.registry import get_layer
+from archdsl.layers.selective_scan import selective_scan_chunked, selective_scan_reference
+from archdsl.layers.state import state_nbytes
+from archdsl.spec.model import ModelSettings
+
+transformers = pytest.importorskip("transformers")
+from transformers.models.mamba.modeling_mamba import MambaMixer  # noqa: E402
+
+MODEL = ModelSettings(d_model=32, vocab=10)
+
+
+@pytest.fixture
+def small_sub(monkeypatch):
+    """Sub-chunks of 4 tokens, so that short sequences exercise all three levels of the scan."""
+    monkeypatch.setattr(selective_scan, "SUB", 4)
+
+
+def make(**kw) -> Mamba:
+    layer = Mamba(MambaParams(**{"state": 8, "chunk": 16, **kw}), MODEL)
+    with torch.no_grad():  # away from the init's exact values (zero conv bias, unit D)
+        layer.conv1d.bias.normal_(0, 0.1)
+        layer.D.uniform_(0.5, 1.5)
+    return layer
+
+
+def grads(layer, x, y):
+    gy = torch.randn_like(y, generator=torch.Generator().manual_seed(1))
+    names = [n for n, _ in layer.named_parameters()]
+    g = torch.autograd.grad((y * gy).sum(), [x, *layer.parameters()])
+    return dict(zip(["x", *names], g))
+
+
+def assert_grads_close(ga, gb, rtol=1e-4, atol=1e-5):
+    for name in ga:
+        scale = gb[name].abs().max().clamp(min=1.0)
+        torch.testing.assert_close(ga[name] / scale, gb[name] / scale, rtol=rtol, atol=atol, msg=name)
+
+
+def test_registered():
+    assert get_layer("mamba") is Mamba
+
+
+@pytest.mark.parametrize("T, chunk", [(1, 16), (2, 16), (5, 16), (16, 16), (37, 16), (50, 8), (70, 12)])
+def test_fast_path_matches_loop_over_time(small_sub, T, chunk):
+    layer = make(chunk=chunk)
+    x = torch.randn(2, T, 32, requires_grad=True)
+    fast, ref = layer(x), layer(x, reference=True)
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+    assert_grads_close(grads(layer, x, fast), grads(layer, x, ref))
+
+
+@pytest.mark.parametrize("T, chunk", [(45, 12), (64, 64), (3, 16)])
+def test_scan_with_states_matches_reference(small_sub, T, chunk):
+    """Initial and final states, and their gradients, through sub-chunks and chunks."""
+    x, dt = torch.randn(2, T, 6, requires_grad=True), torch.rand(2, T, 6).requires_grad_()
+    A = (-torch.rand(6, 5) * 4).requires_grad_()
+    B, C = torch.randn(2, T, 5, requires_grad=True), torch.randn(2, T, 5, requires_grad=True)
+    h0 = torch.randn(2, 6, 5, requires_grad=True)
+    inputs = (x, dt, A, B, C, h0)
+    y, s = selective_scan_chunked(x, dt, A, B, C, chunk=chunk, initial_state=h0)
+    y_ref, s_ref = selective_scan_reference(x, dt, A, B, C, initial_state=h0)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(s, s_ref, rtol=1e-4, atol=1e-5)
+    gy, gs = torch.randn_like(y), torch.randn_like(s)
+    got = torch.autograd.grad((y * gy).sum() + (s * gs).sum(), inputs)
+    expected = torch.autograd.grad((y_ref * gy).sum() + (s_ref * gs).sum(), inputs)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_strong_decay_stays_finite_and_exact(small_sub):
+    """Decays far below float32's range (dt A = -80 per step) neither underflow into NaN nor
+    leave stale state behind."""
+    x = torch.randn(1, 30, 2, requires_grad=True)
+    dt = torch.full((1, 30, 2), 8.0)
+    A, B, C = torch.tensor([[-10.0, -0.01], [-0.5, -3.0]]), torch.randn(1, 30, 2), torch.randn(1, 30, 2)
+    y, _ = selective_scan_chunked(x, dt, A, B, C, chunk=8)
+    y_ref, _ = selective_scan_reference(x, dt, A, B, C)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isfinite(g).all()
+
+
+def hf_pair(chunk: int = 16):
+    config = transformers.MambaConfig(hidden_size=32, state_size=8, expand=2, conv_kernel=4,
+                                      num_hidden_layers=1, time_step_rank=4)
+    theirs = MambaMixer(config, layer_idx=0).eval()
+    with torch.no_grad():
+        theirs.conv1d.bias.normal_(0, 0.1)
+        theirs.D.uniform_(0.5, 1.5)
+        theirs.A_log.copy_(torch.empty_like(theirs.A_log).uniform_(0.0, 3.0))
+    ours = Mamba(MambaParams(state=8, dt_rank=4, chunk=chunk), MODEL)
+    ours.load_state_dict(theirs.state_dict())  # strict: same names and shapes
+    return theirs, ours
+
+
+@pytest.mark.parametrize("T", [37, 48])
+def test_equals_hf_mamba_mixer(small_sub, T):
+    theirs, ours = hf_pair()
+    x = torch.randn(2, T, 32, requires_grad=True)
+    expected = theirs(x)
+    got = ours(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert_grads_close(grads(ours, x, got), grads(theirs, x, expected), rtol=1e-4, atol=1e-4)
+
+
+def test_parameter_count_equals_hf_and_cost():
+    theirs, ours = hf_pair()
+    n = sum(p.numel() for p in ours.parameters())
+    assert n == sum(p.numel() for p in theirs.parameters())
+    assert Mamba.cost(ours.p, MODEL, CostContext()).params == n
+
+
+def test_defaults_and_init_follow_hf():
+    layer = Mamba(MambaParams(), ModelSettings(d_model=64, vocab=10))
+    assert layer.p.dt_rank == 4 and layer.x_proj.out_features == 4 + 2 * 16
+    dt = torch.nn.functional.softplus(layer.dt_proj.bias)
+    assert (dt >= 1e-4 - 1e-9).all() and (dt <= 0.1 + 1e-6).all()
+    torch.testing.assert_close(-layer.A_log.exp(), -torch.arange(1.0, 17.0).expand(128, 16))
+    assert (layer.D == 1).all() and (layer.conv1d.bias == 0).all()
+    assert layer.dt_proj.weight.abs().max() <= 4**-0.5
+
+
+@pytest.mark.parametrize("conv", [4, 1])
+def test_steps_equal_forward(conv):
+    layer = make(conv=conv)
+    x = torch.randn(3, 21, 32)
+    with torch.no_grad():
+        full = layer(x)
+        state = layer.init_state(3, max_len=21, device=x.device, dtype=torch.float32)
+        steps = torch.stack([layer.step(x[:, t], state)[0] for t in range(21)], 1)
+    torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-5)
+
+
+def test_state_bytes_match_cost_and_batch_is_checked():
+    layer = make()
+    state = layer.init_state(2, max_len=100, device="cpu", dtype=torch.float32)
+    cost = Mamba.cost(layer.p, MODEL, CostContext(seq_len=100, state_bytes=4))
+    assert state_nbytes(state) == 2 * cost.state_bytes  # per sequence, independent of length
+    assert state_nbytes(layer.init_state(1, max_len=5000, device="cpu", dtype=torch.float32)) == cost.state_bytes
+    with pytest.raises(GenerationError, match="batch of 1"):
+        layer.step(torch.randn(1, 32), state)
+
+
+@pytest.mark.parametrize("T", [64, 50])
+def test_flops_match_flop_counter(T):
+    layer = make()
+    cost = Mamba.cost(layer.p, MODEL, CostContext(seq_len=T))
+    with FlopCounterMode(display=False) as counter:
+        layer(torch.randn(1, T, 32))
+    # the counter sees the four Linear layers and the scan's read-out h C (2 E N per token of the
+    # sequence padded to whole sub-chunks of 16)
+    E, N, padded = layer.inner, layer.p.state, -(-T // 16) * 16
+    assert counter.get_total_flops() == T * cost.matmul_flops + 2 * padded * E * N
+    assert cost.scan_flops > 9 * E * N  # at least a sequential scan's work
+
+
+@pytest.mark.parametrize("T, chunk", [(96, 32), (50, 16), (40, 64)])
+def test_activation_bytes_estimate(T, chunk):
+    """The estimate is within 15% of what autograd keeps for backward (parameters left out)."""
+    layer = make(chunk=chunk)
+    params = {p.untyped_storage().data_ptr() for p in layer.parameters()}
+    kept = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(torch.randn(1, T, 32, requires_grad=True))
+    cost = Mamba.cost(layer.p, MODEL, CostContext(seq_len=T, act_bytes=4))
+    assert sum(kept.values()) == pytest.approx(cost.activation_bytes, rel=0.15)
+
+
+@pytest.mark.parametrize("kw", [{"dt_rank": 0}, {"chunk": 0}, {"state": 2.5}, {"stat": 16}])
+def test_bad_params_are_refused(kw):
+    with pytest.raises(pydantic.ValidationError):
+        MambaParams(**kw)
+
+
+def test_bf16_runs_close_to_float32():
+    layer = make()
+    x = torch.randn(2, 40, 32)
+    with torch.no_grad():
+        full = layer(x)
+        half = layer.to(torch.bfloat16)(x.bfloat16()).float()
+    torch.testing.assert_close(half, full, rtol=0.05, atol=0.05)

@@ -1,0 +1,198 @@
+"""``ssm`` (Mamba-2): the chunked SSD path against a loop over time and against Hugging Face's
+``Mamba2Mixer`` with the same weights; generation steps; the cost formulas against what runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archdsl.cost.value import CostContext
+from archdsl.errors import GenerationError
+from archdsl.layers import ssd
+from archdsl.layers.base import InvalidParams
+from archdsl.layers.registry import get_layer
+from archdsl.layers.ssd import ssd_chunked, ssd_reference
+from archdsl.layers.ssm import SSM, SSMParams, ssd_product_flops
+from archdsl.layers.state import state_nbytes
+from archdsl.spec.model import ModelSettings
+
+transformers = pytest.importorskip("transformers")
+from transformers.models.mamba2.modeling_mamba2 import Mamba2Mixer  # noqa: E402
+
+
+def make(d: int = 32, **kw) -> SSM:
+    kw = {"state": 8, "head_dim": 16, "chunk": 16, **kw}
+    layer = SSM(SSMParams(**kw), ModelSettings(d_model=d, vocab=10))
+    with torch.no_grad():  # away from the init's exact values (zero conv bias, unit norm weight)
+        layer.conv1d.bias.normal_(0, 0.1)
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.D.uniform_(0.5, 1.5)
+    return layer
+
+
+def grads(layer, x, y):
+    gy = torch.randn_like(y, generator=torch.Generator().manual_seed(1))
+    names = [n for n, _ in layer.named_parameters()]
+    g = torch.autograd.grad((y * gy).sum(), [x, *layer.parameters()])
+    return dict(zip(["x", *names], g))
+
+
+def assert_grads_close(ga, gb, rtol=1e-4, atol=1e-5):
+    for name in ga:
+        scale = gb[name].abs().max().clamp(min=1.0)
+        torch.testing.assert_close(ga[name] / scale, gb[name] / scale, rtol=rtol, atol=atol, msg=name)
+
+
+def test_registered():
+    assert get_layer("ssm") is SSM
+
+
+@pytest.mark.parametrize("T, groups, chunk",
+                         [(1, 1, 16), (2, 2, 16), (5, 1, 16), (16, 1, 16), (37, 2, 16), (50, 4, 8), (64, 1, 16)])
+def test_fast_path_matches_loop_over_time(T, groups, chunk):
+    layer = make(groups=groups, chunk=chunk)
+    x = torch.randn(2, T, 32, requires_grad=True)
+    fast, ref = layer(x), layer(x, reference=True)
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+    assert_grads_close(grads(layer, x, fast), grads(layer, x, ref))
+
+
+def test_chunk_to_chunk_loop_matches_matrix(monkeypatch):
+    """Beyond MAX_MATRIX_CHUNKS chunks the states are passed by a loop; both give the same."""
+    x, dt = torch.randn(1, 45, 4, 8), torch.rand(1, 45, 4)
+    A, B, C = -torch.rand(4) * 4, torch.randn(1, 45, 2, 6), torch.randn(1, 45, 2, 6)
+    h0 = torch.randn(1, 4, 8, 6)
+    y_ref, s_ref = ssd_reference(x, dt, A, B, C, initial_state=h0)
+    y_mat, s_mat = ssd_chunked(x, dt, A, B, C, chunk=4, initial_state=h0)
+    monkeypatch.setattr(ssd, "MAX_MATRIX_CHUNKS", 2)
+    y_loop, s_loop = ssd_chunked(x, dt, A, B, C, chunk=4, initial_state=h0)
+    for y, s in ((y_mat, s_mat), (y_loop, s_loop)):
+        torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(s, s_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_strong_decay_stays_finite_and_exact():
+    """Decays far below float32's range (dt A = -50 per step) neither overflow nor turn into NaN."""
+    x, dt = torch.randn(1, 40, 2, 4, requires_grad=True), torch.full((1, 40, 2), 5.0)
+    A, B, C = torch.tensor([-10.0, -0.01]), torch.randn(1, 40, 1, 3), torch.randn(1, 40, 1, 3)
+    y, _ = ssd_chunked(x, dt, A, B, C, chunk=16)
+    y_ref, _ = ssd_reference(x, dt, A, B, C)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isfinite(g).all()
+
+
+def hf_pair(groups: int = 2, chunk: int = 16):
+    d, heads, head_dim, state = 32, 4, 16, 8
+    config = transformers.Mamba2Config(
+        hidden_size=d, num_heads=heads, head_dim=head_dim, state_size=state, n_groups=groups, expand=2,
+        conv_kernel=4, chunk_size=chunk, num_hidden_layers=1, layer_norm_epsilon=1e-5,
+    )
+    theirs = Mamba2Mixer(config, layer_idx=0).eval()
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+        theirs.A_log.copy_(torch.rand(heads))
+    ours = SSM(SSMParams(state=state, head_dim=head_dim, groups=groups, chunk=chunk),
+               ModelSettings(d_model=d, vocab=10, norm_eps=1e-5))
+    ours.load_state_dict(theirs.state_dict())  # strict: same names and shapes
+    return theirs, ours
+
+
+@pytest.mark.parametrize("T, groups", [(37, 2), (48, 1)])
+def test_equals_hf_mamba2_mixer(T, groups):
+    theirs, ours = hf_pair(groups=groups)
+    x = torch.randn(2, T, 32, requires_grad=True)
+    expected = theirs(x)
+    got = ours(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    g_ours = grads(ours, x, got)
+    g_theirs = grads(theirs, x, expected)
+    assert_grads_close(g_ours, g_theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_parameter_count_equals_hf_and_cost():
+    theirs, ours = hf_pair()
+    n = sum(p.numel() for p in ours.parameters())
+    assert n == sum(p.numel() for p in theirs.parameters())
+    assert SSM.cost(ours.p, ModelSettings(d_model=32, vocab=10), CostContext()).params == n
+
+
+def test_init_follows_hf():
+    layer = SSM(SSMParams(head_dim=16), ModelSettings(d_model=64, vocab=10))
+    dt = torch.nn.functional.softplus(layer.dt_bias)
+    assert (dt >= 1e-4 - 1e-9).all() and (dt <= 0.1 + 1e-6).all()
+    torch.testing.assert_close(-layer.A_log.exp(), -torch.arange(1.0, 9.0))
+    assert (layer.D == 1).all() and (layer.conv1d.bias == 0).all()
+
+
+@pytest.mark.parametrize("groups, conv", [(1, 4), (2, 1)])
+def test_steps_equal_forward(groups, conv):
+    layer = make(groups=groups, conv=conv)
+    x = torch.randn(3, 21, 32)
+    with torch.no_grad():
+        full = layer(x)
+        state = layer.init_state(3, max_len=21, device=x.device, dtype=torch.float32)
+        steps = torch.stack([layer.step(x[:, t], state)[0] for t in range(21)], 1)
+    torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-5)
+
+
+def test_state_bytes_match_cost_and_batch_is_checked():
+    layer = make(groups=2)
+    state = layer.init_state(2, max_len=100, device="cpu", dtype=torch.float32)
+    cost = SSM.cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=100, state_bytes=4))
+    assert state_nbytes(state) == 2 * cost.state_bytes  # per sequence, independent of length
+    assert state_nbytes(layer.init_state(1, max_len=5000, device="cpu", dtype=torch.float32)) == cost.state_bytes
+    with pytest.raises(GenerationError, match="batch of 3"):
+        layer.step(torch.randn(3, 32), state)
+
+
+@pytest.mark.parametrize("T, chunk", [(64, 16), (50, 16), (10, 16)])
+def test_flops_match_flop_counter(T, chunk):
+    layer = make(groups=2, chunk=chunk)
+    model = ModelSettings(d_model=32, vocab=10)
+    cost = SSM.cost(layer.p, model, CostContext(seq_len=T))
+    with FlopCounterMode(display=False) as counter:
+        layer(torch.randn(1, T, 32))
+    # the counter sees the Linear layers and the SSD's products; the conv is elementwise
+    assert counter.get_total_flops() == T * cost.matmul_flops + ssd_product_flops(layer.p, 32, T)
+    assert cost.scan_flops == pytest.approx(ssd_product_flops(layer.p, 32, T) / T + 2 * 4 * layer.conv_dim)
+
+
+@pytest.mark.parametrize("T, kw", [(96, {"chunk": 16}), (50, {"chunk": 16, "groups": 2}), (40, {"chunk": 64})])
+def test_activation_bytes_estimate(T, kw):
+    """The estimate is within 15% of what autograd keeps for backward (parameters left out)."""
+    layer = make(**kw)
+    params = {p.untyped_storage().data_ptr() for p in layer.parameters()}
+    kept = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(torch.randn(1, T, 32, requires_grad=True))
+    cost = SSM.cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=T, act_bytes=4))
+    assert sum(kept.values()) == pytest.approx(cost.activation_bytes, rel=0.15)
+
+
+@pytest.mark.parametrize("kw, field, match", [
+    ({"head_dim": 48}, "head_dim", r"head_dim=48 does not divide the inner width expand \* d_model = 64"),
+    ({"head_dim": 16, "groups": 3}, "groups", r"groups=3 does not divide the 4 heads; choose one of \[1, 2, 4\]"),
+])
+def test_bad_params_name_the_field(kw, field, match):
+    with pytest.raises(InvalidParams, match=match) as info:
+        SSMParams(**kw).resolve(ModelSettings(d_model=32, vocab=10))
+    assert info.value.field == field
+
+
+def test_bf16_runs_close_to_float32():
+    layer = make()
+    x = torch.randn(2, 40, 32)
+    with torch.no_grad():
+        full = layer(x)
+        half = layer.to(torch.bfloat16)(x.bfloat16()).float()
+    torch.testing.assert_close(half, full, rtol=0.05, atol=0.05)
