@@ -44,3 +44,15 @@ def test_example_step_by_step_equals_forward(example_path):
         state = model.init_state(batch=2, max_len=12)
         stepped = torch.stack([model.step(ids[:, t], state) for t in range(12)], dim=1)
     torch.testing.assert_close(stepped, full, rtol=1e-6, atol=1e-6)
+
+
+def test_example_prefill_then_steps_equals_forward(example_path):
+    spec = archdsl.load(example_path, **SMALL)
+    model = archdsl.build(spec).double().eval()
+    ids = torch.randint(0, SMALL["vocab"], (2, 12))
+    with torch.no_grad():
+        full = model(ids)
+        state = model.init_state(batch=2, max_len=12)
+        prompt = model.prefill(ids[:, :7], state)  # the layers' fast paths, filling the state
+        rest = torch.stack([model.step(ids[:, t], state) for t in range(7, 12)], dim=1)
+    torch.testing.assert_close(torch.cat([prompt, rest], dim=1), full, rtol=1e-6, atol=1e-6)

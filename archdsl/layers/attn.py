@@ -164,18 +164,48 @@ class Attention(nn.Module):
             limit=None if ring else max_len,
         )
 
-    def step(self, x: torch.Tensor, state: AttnState) -> tuple[torch.Tensor, AttnState]:
-        B = x.shape[0]
+    def _check(self, what: str, B: int, T: int, state: AttnState) -> None:
+        """GenerationError when ``what`` ("step" or "prefill") of B sequences and T tokens does
+        not fit the state."""
         if B != state.k.shape[0]:
             raise GenerationError(
-                f"attn: step got a batch of {B} sequences but the state was made for {state.k.shape[0]}; "
+                f"attn: {what} got a batch of {B} sequences but the state was made for {state.k.shape[0]}; "
                 f"call init_state with batch={B}"
             )
-        if state.limit is not None and state.pos >= state.limit:
+        if state.limit is not None and state.pos + T > state.limit:
+            last = state.pos + T - 1
             raise GenerationError(
-                f"attn: position {state.pos} is past max_len={state.limit} that the KV cache was allocated for; "
+                f"attn: position {last} is past max_len={state.limit} that the KV cache was allocated for; "
                 "call init_state with a larger max_len"
             )
+
+    def prefill(self, x: torch.Tensor, state: AttnState) -> tuple[torch.Tensor, AttnState]:
+        """A whole prompt x (B, T, D) through the fast path, appended to the KV cache."""
+        B, T, _ = x.shape
+        self._check("prefill", B, T, state)
+        pos, slots = state.pos, state.k.shape[2]
+        q, k, v = self._qkv(x, torch.arange(pos, pos + T, device=x.device))  # (B, T, ·, hd)
+        if pos == 0:
+            o = attend(q, k, v, self.window)  # (B, T, H, hd), as forward
+        else:
+            # Earlier tokens are cached: read them (in position order) before the writes below
+            # can overwrite ring slots, and attend to cache + prompt under an offset causal mask.
+            n = min(pos, slots)
+            order = torch.arange(pos - n, pos, device=x.device) % slots
+            k_all = torch.cat((state.k[:, :, order].transpose(1, 2).to(k.dtype), k), dim=1)  # (B, n + T, KV, hd)
+            v_all = torch.cat((state.v[:, :, order].transpose(1, 2).to(v.dtype), v), dim=1)
+            o = attend_with_past(q, k_all, v_all, n, self.window)
+        # Keep the last min(T, slots) keys, each in the slot that step would have put it in.
+        m = min(T, slots)
+        where = torch.arange(pos + T - m, pos + T, device=x.device) % slots
+        state.k[:, :, where] = k[:, T - m :].transpose(1, 2).to(state.k.dtype)
+        state.v[:, :, where] = v[:, T - m :].transpose(1, 2).to(state.v.dtype)
+        state.pos += T
+        return self.o_proj(o.reshape(B, T, self.heads * self.head_dim)), state
+
+    def step(self, x: torch.Tensor, state: AttnState) -> tuple[torch.Tensor, AttnState]:
+        B = x.shape[0]
+        self._check("step", B, 1, state)
         slots = state.k.shape[2]
         q, k, v = self._qkv(x[:, None], torch.arange(state.pos, state.pos + 1, device=x.device))  # (B, 1, h, hd)
         # RoPE is applied at the absolute position before caching, so the order of the slots in
@@ -247,6 +277,18 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int | None
         except Exception as exc:  # an optional accelerator: fall back to SDPA rather than fail
             _disable_flex(exc)
     return sliding_blocked(q, k, v, window, max(window, MIN_BLOCK))
+
+
+def attend_with_past(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int, window: int | None):
+    """Causal attention of T new queries over ``past`` cached keys followed by their own T keys
+    (a prefill after earlier tokens). q (B, T, H, hd), k and v (B, past + T, KV, hd) -> (B, T, H, hd).
+    One masked SDPA over all the keys: simple, and only taken when the cache is not empty."""
+    T, G = q.shape[1], q.shape[2] // k.shape[2]
+    mask = _band(T, k.shape[1], past, window if window is not None else k.shape[1], q.device)
+    o = F.scaled_dot_product_attention(
+        q.transpose(1, 2), _expand_kv(k, G).transpose(1, 2), _expand_kv(v, G).transpose(1, 2), attn_mask=mask
+    )  # (B, H, T, hd)
+    return o.transpose(1, 2)
 
 
 def _band(n_q: int, n_k: int, offset: int, window: int, device) -> torch.Tensor:

@@ -15,8 +15,11 @@ A layer type is an ``nn.Module`` subclass with three class attributes and five m
         def cost(cls, params, model, ctx: CostContext) -> Cost: ...   # analytic, no tensors
 
 ``reference=True`` runs the plain twin of the fast path (a loop over time) that the tests compare
-against. Register it with :func:`archdsl.layers.register_layer`, or from another package with
-an entry point in the group ``archdsl.layers``.
+against. A layer may also define ``prefill(x, state) -> (y, state)``: the fast path over a whole
+prompt (B, T, D) that also fills the state, so that generation does not step through the prompt
+token by token; without it, :meth:`ArchModel.generate` steps. Register a layer with
+:func:`archdsl.layers.register_layer`, or from another package with an entry point in the group
+``archdsl.layers``.
 """
 
 from __future__ import annotations

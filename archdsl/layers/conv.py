@@ -87,12 +87,26 @@ class ShortConv(nn.Module):
     def init_state(self, batch: int, *, max_len: int, device, dtype) -> ConvState:
         return ConvState(conv=torch.zeros(batch, self.conv.in_channels, self.kernel - 1, device=device, dtype=dtype))
 
-    def step(self, x: torch.Tensor, state: ConvState) -> tuple[torch.Tensor, ConvState]:
+    def _check(self, what: str, x: torch.Tensor, state: ConvState) -> None:
         if x.shape[0] != state.conv.shape[0]:
             raise GenerationError(
-                f"conv: step got a batch of {x.shape[0]} sequences but the state was made for "
+                f"conv: {what} got a batch of {x.shape[0]} sequences but the state was made for "
                 f"{state.conv.shape[0]}; call init_state with batch={x.shape[0]}"
             )
+
+    def prefill(self, x: torch.Tensor, state: ConvState) -> tuple[torch.Tensor, ConvState]:
+        """A whole prompt x (B, T, D) through the conv1d path; the state keeps its last inputs."""
+        self._check("prefill", x, state)
+        T = x.shape[1]
+        b, c, h = self.in_proj(x).chunk(3, dim=-1)  # (B, T, D) each
+        # The remembered inputs take the place of forward's zero padding (zeros in a fresh state).
+        window = torch.cat((state.conv.to(x.dtype), (b * h).transpose(1, 2)), dim=-1)  # (B, D, kernel - 1 + T)
+        y = F.conv1d(window, self.conv.weight, groups=window.shape[1]).transpose(1, 2)  # (B, T, D)
+        state.conv.copy_(window[:, :, T:])
+        return self.out_proj(c * y), state
+
+    def step(self, x: torch.Tensor, state: ConvState) -> tuple[torch.Tensor, ConvState]:
+        self._check("step", x, state)
         b, c, h = self.in_proj(x).chunk(3, dim=-1)  # (B, D) each
         window = torch.cat((state.conv, (b * h).to(state.conv.dtype)[:, :, None]), dim=-1)  # (B, D, kernel)
         y = (window * self.conv.weight[:, 0].to(window.dtype)).sum(dim=-1)  # (B, D)

@@ -206,6 +206,22 @@ class GatedDeltaNet(nn.Module):
             ssm=torch.zeros(batch, self.heads, self.k_dim, self.v_dim, device=device, dtype=dtype),
         )
 
+    def prefill(self, x: torch.Tensor, state: GDNState) -> tuple[torch.Tensor, GDNState]:
+        """A whole prompt x (B, T, D) through the chunked rule, from and into ``state``."""
+        if x.shape[0] != state.ssm.shape[0]:
+            raise GenerationError(f"gdn: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        T = x.shape[1]
+        qkv, z, b, a = self._split(self.in_proj(x))
+        # the remembered inputs take the place of forward's zero padding (zeros in a fresh state)
+        window = torch.cat([state.conv.to(qkv.dtype), qkv.transpose(1, 2)], -1)  # (B, conv_dim, conv - 1 + T)
+        qkv = F.silu(self.conv1d(window)).transpose(1, 2)  # (B, T, conv_dim)
+        q, k, v, g, beta = self._qkv_gates(qkv, b, a)
+        o, S = chunk_gated_delta_rule(q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk,
+                                      initial_state=state.ssm)
+        state.conv = window[..., T:].to(state.conv.dtype).contiguous()
+        state.ssm = S.to(state.ssm.dtype)
+        return self._out(o.to(x.dtype), z), state
+
     def step(self, x: torch.Tensor, state: GDNState) -> tuple[torch.Tensor, GDNState]:
         if x.shape[0] != state.ssm.shape[0]:
             raise GenerationError(f"gdn: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")

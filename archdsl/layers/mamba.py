@@ -25,7 +25,7 @@ from archdsl.errors import GenerationError
 from archdsl.layers.base import LayerParams
 from archdsl.layers.registry import register_layer
 from archdsl.layers.selective_scan import SUB, selective_scan_chunked, selective_scan_reference
-from archdsl.layers.ssm import causal_conv_silu
+from archdsl.layers.ssm import causal_conv_silu, causal_conv_silu_from
 from archdsl.spec.model import ModelSettings
 
 
@@ -105,6 +105,18 @@ class Mamba(nn.Module):
             conv=torch.zeros(batch, self.inner, p.conv - 1, device=device, dtype=dtype),
             ssm=torch.zeros(batch, self.inner, p.state, device=device, dtype=dtype),
         )
+
+    def prefill(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        """A whole prompt x (B, T, D) through the chunked scan, from and into ``state``."""
+        if x.shape[0] != state.ssm.shape[0]:
+            raise GenerationError(f"mamba: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, E) each
+        xc, conv = causal_conv_silu_from(xs, self.conv1d, state.conv)
+        dt, B, C, A = self._ssm_inputs(xc)
+        y, final = selective_scan_chunked(xc, dt, A, B, C, chunk=self.p.chunk, initial_state=state.ssm)
+        state.conv = conv.to(state.conv.dtype)
+        state.ssm = final.to(state.ssm.dtype)
+        return self._out(y.to(xc.dtype), xc, z, x.dtype), state
 
     def step(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
         if x.shape[0] != state.ssm.shape[0]:

@@ -64,6 +64,9 @@ class MLP(nn.Module):
     def step(self, x: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
         return self.forward(x), state  # (B, D) -> (B, D): Linear works on any leading shape
 
+    def prefill(self, x: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        return self.forward(x), state  # no state: the prompt is just the sequence forward
+
     @classmethod
     def cost(cls, params: MLPParams, model: ModelSettings, ctx: CostContext) -> Cost:
         h, d = params.resolve(model).hidden, model.d_model

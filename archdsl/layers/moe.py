@@ -141,6 +141,10 @@ class MoE(nn.Module):
     def step(self, x: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
         return self.forward(x[:, None])[:, 0], state  # (B, D) -> (B, D)
 
+    def prefill(self, x: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        # no state: the prompt is the sequence forward, which also sets aux_loss for it
+        return self.forward(x), state
+
     @classmethod
     def cost(cls, params: MoEParams, model: ModelSettings, ctx: CostContext) -> Cost:
         p = params.resolve(model)

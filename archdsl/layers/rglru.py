@@ -173,6 +173,21 @@ class RGLRU(nn.Module):
             h=torch.zeros(batch, self.p.width, device=device, dtype=dtype),
         )
 
+    def prefill(self, x: torch.Tensor, state: RGLRUState) -> tuple[torch.Tensor, RGLRUState]:
+        """A whole prompt x (B, T, D) through the scan, from and into ``state``."""
+        if x.shape[0] != state.h.shape[0]:
+            raise GenerationError(f"rglru: a batch of {x.shape[0]} given to a state made for {state.h.shape[0]}")
+        T = x.shape[1]
+        y = F.gelu(self.linear_y(x), approximate="tanh")  # (B, T, W)
+        xb = self.linear_x(x).transpose(1, 2)  # (B, W, T)
+        # the remembered inputs take the place of forward's zero padding (zeros in a fresh state)
+        window = torch.cat([state.conv.to(xb.dtype), xb], -1)  # (B, W, conv - 1 + T)
+        a, u = self._gates(self.conv1d(window).transpose(1, 2))  # (B, T, W) each
+        h = LinearScan.apply(a, u, state.h.to(u.dtype))  # h_0 enters decayed by a_1 .. a_t
+        state.conv = window[..., T:].to(state.conv.dtype).contiguous()
+        state.h = h[:, -1].to(state.h.dtype, copy=True)  # a copy: no view keeping all of h alive
+        return self.linear_out(h.to(x.dtype) * y), state
+
     def step(self, x: torch.Tensor, state: RGLRUState) -> tuple[torch.Tensor, RGLRUState]:
         if x.shape[0] != state.h.shape[0]:
             raise GenerationError(f"rglru: a batch of {x.shape[0]} given to a state made for {state.h.shape[0]}")

@@ -91,6 +91,17 @@ def causal_conv_silu(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     return _CausalConvSiLU.apply(x, conv.weight[:, 0], conv.bias)
 
 
+def causal_conv_silu_from(x: torch.Tensor, conv: nn.Conv1d, past: torch.Tensor):
+    """:func:`causal_conv_silu` over x (B, T, C) continuing from ``past`` (B, C, K - 1), the last
+    inputs before x, oldest first, as ``step`` keeps them (zeros: no history). Returns the output
+    (B, T, C) and the new ``past`` (B, C, K - 1): the last K - 1 inputs of ``past`` then x."""
+    T = x.shape[1]
+    full = torch.cat([past.transpose(1, 2).to(x.dtype), x], 1)  # (B, K - 1 + T, C)
+    # the conv pads with K - 1 zeros of its own: their outputs are dropped, the rest read past
+    out = causal_conv_silu(full, conv)[:, full.shape[1] - T:]
+    return out, full[:, T:].transpose(1, 2).contiguous()
+
+
 @dataclass
 class SSMState:
     conv: torch.Tensor  # (B, conv_dim, conv - 1): the last inputs of the conv
@@ -158,6 +169,18 @@ class SSM(nn.Module):
             conv=torch.zeros(batch, self.conv_dim, p.conv - 1, device=device, dtype=dtype),
             ssm=torch.zeros(batch, self.heads, p.head_dim, p.state, device=device, dtype=dtype),
         )
+
+    def prefill(self, x: torch.Tensor, state: SSMState) -> tuple[torch.Tensor, SSMState]:
+        """A whole prompt x (B, T, D) through the chunked SSD, from and into ``state``."""
+        if x.shape[0] != state.ssm.shape[0]:
+            raise GenerationError(f"ssm: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        z, xBC, dt = self._split(self.in_proj(x))
+        xBC, conv = causal_conv_silu_from(xBC, self.conv1d, state.conv)  # (B, T, conv_dim)
+        xs, B, C, dt, A = self._ssm_inputs(xBC, dt)
+        y, final = ssd_chunked(xs, dt, A, B, C, chunk=self.p.chunk, initial_state=state.ssm)  # (B, T, H, P)
+        state.conv = conv.to(state.conv.dtype)
+        state.ssm = final.to(state.ssm.dtype)
+        return self._out(y.to(xs.dtype), xs, z, x.dtype), state
 
     def step(self, x: torch.Tensor, state: SSMState) -> tuple[torch.Tensor, SSMState]:
         if x.shape[0] != state.ssm.shape[0]:

@@ -28,6 +28,13 @@ class Residual(nn.Module):
         y, state = self.mixer.step(self.norm(x), state)
         return x + y, state
 
+    def can_prefill(self) -> bool:
+        return callable(getattr(self.mixer, "prefill", None))
+
+    def prefill(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        y, state = self.mixer.prefill(self.norm(x), state)
+        return x + y, state
+
 
 class ParallelResidual(nn.Module):
     """``x + sum_j branch_j(norm(x))`` where each branch is layers applied one after another
@@ -53,11 +60,20 @@ class ParallelResidual(nn.Module):
                 for branch in self.branches]
 
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self._advance(x, state, "step")
+
+    def can_prefill(self) -> bool:
+        return all(callable(getattr(layer, "prefill", None)) for branch in self.branches for layer in branch)
+
+    def prefill(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self._advance(x, state, "prefill")
+
+    def _advance(self, x: torch.Tensor, state: Any, method: str) -> tuple[torch.Tensor, Any]:
         h = self.norm(x)
         total = None
         for branch, branch_state in zip(self.branches, state):
             y = h
             for k, layer in enumerate(branch):
-                y, branch_state[k] = layer.step(y, branch_state[k])
+                y, branch_state[k] = getattr(layer, method)(y, branch_state[k])
             total = y if total is None else total + y
         return x + total, state

@@ -66,6 +66,21 @@ class ArchModel(nn.Module):
         p = next(self.parameters())
         return [layer.init_state(batch, max_len=max_len, device=p.device, dtype=p.dtype) for layer in self.layers]
 
+    def prefill(self, ids: torch.Tensor, state: list[Any]) -> torch.Tensor:
+        """Logits (B, T, vocab) of a whole prompt, filling ``state`` on the way. Sub-layers whose
+        layers have a ``prefill`` run their fast path; the others step through the prompt."""
+        x = self.embed(ids)  # (B, T, D)
+        for i, layer in enumerate(self.layers):
+            if layer.can_prefill():
+                x, state[i] = layer.prefill(x, state[i])
+            else:
+                steps = []
+                for t in range(x.shape[1]):
+                    y, state[i] = layer.step(x[:, t], state[i])
+                    steps.append(y)
+                x = torch.stack(steps, dim=1)
+        return self.lm_head(self.norm(x))
+
     def step(self, token: torch.Tensor, state: list[Any]) -> torch.Tensor:
         """Logits (B, vocab) for one token per sequence (B,), advancing ``state`` in place."""
         x = self.embed(token)  # (B, D)
@@ -97,9 +112,7 @@ class ArchModel(nn.Module):
             raise GenerationError(f"top_k must be in 1..{vocab}, got {top_k}")
         batch, length = ids.shape
         state = self.init_state(batch, length + max_new_tokens)
-        logits = None
-        for t in range(length):  # the prompt, one token at a time through the recurrent states
-            logits = self.step(ids[:, t], state)
+        logits = self.prefill(ids, state)[:, -1]
         out = [ids]
         for _ in range(max_new_tokens):
             token = _sample(logits, temperature, top_k, generator)

@@ -300,3 +300,69 @@ def test_bad_params(kw, field, match):
     with pytest.raises(InvalidParams, match=match) as info:
         AttnParams(**kw).resolve(MODEL)
     assert info.value.field == field
+
+
+def prefill_then_steps(layer, x, split, max_len):
+    """Outputs of prefill over x[:, :split], then one step per remaining token."""
+    state = layer.init_state(x.shape[0], max_len=max_len, device="cpu", dtype=x.dtype)
+    y, state = layer.prefill(x[:, :split], state)
+    rest = [layer.step(x[:, t], state)[0][:, None] for t in range(split, x.shape[1])]
+    return torch.cat([y, *rest], dim=1)
+
+
+PREFILL_CASES = [
+    (dict(heads=4, kv_heads=2), 24, 24),
+    (dict(heads=4, kv_heads=2, qk_norm=True), 24, 30),  # a cache longer than the sequence
+    (dict(heads=4, kv_heads=1, window=5), 24, 24),  # ring buffer: wraps in the prompt and after
+    (dict(heads=4, kv_heads=2, window=30), 24, 24),  # window longer than max_len: a plain cache
+    (dict(heads=2, kv_heads=2, window=8), 70, 70),  # a prompt past MIN_BLOCK: the blocked path
+]
+
+
+@pytest.mark.parametrize("kw,T,max_len", PREFILL_CASES)
+def test_prefill_then_steps_matches_forward(kw, T, max_len):
+    layer = make(**kw)
+    x = torch.randn(2, T, D, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x)
+        for split in sorted({1, 3, T // 2, T - 5, T - 1, T}):
+            torch.testing.assert_close(prefill_then_steps(layer, x, split, max_len), full, msg=f"split {split}")
+
+
+@pytest.mark.parametrize("kw,T,max_len", PREFILL_CASES)
+def test_two_prefills_equal_one(kw, T, max_len):
+    # the second prompt attends to the keys the first one cached (for a window, in the ring)
+    layer = make(**kw)
+    x = torch.randn(2, T, D, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x)
+        for split in sorted({1, 4, 7, T // 2, T - 1}):
+            state = layer.init_state(2, max_len=max_len, device="cpu", dtype=torch.float64)
+            first, state = layer.prefill(x[:, :split], state)
+            second, state = layer.prefill(x[:, split:], state)
+            assert state.pos == T
+            torch.testing.assert_close(torch.cat([first, second], dim=1), full, msg=f"split {split}")
+
+
+def test_prefill_past_max_len_is_an_error():
+    layer = make(heads=4)
+    state = layer.init_state(1, max_len=5, device="cpu", dtype=torch.float64)
+    with pytest.raises(GenerationError, match="position 5 is past max_len=5"):
+        layer.prefill(torch.randn(1, 6, D, dtype=torch.float64), state)
+    _, state = layer.prefill(torch.randn(1, 5, D, dtype=torch.float64), state)  # exactly fills it
+    with pytest.raises(GenerationError, match="past max_len=5"):
+        layer.step(torch.randn(1, D, dtype=torch.float64), state)
+
+
+def test_window_prefill_runs_past_max_len_when_the_window_fits():
+    layer = make(heads=4, window=2)
+    state = layer.init_state(1, max_len=3, device="cpu", dtype=torch.float64)
+    _, state = layer.prefill(torch.randn(1, 7, D, dtype=torch.float64), state)
+    assert state.pos == 7
+
+
+def test_prefill_with_another_batch_is_an_error():
+    layer = make(heads=4)
+    state = layer.init_state(2, max_len=8, device="cpu", dtype=torch.float64)
+    with pytest.raises(GenerationError, match="prefill got a batch of 3.*made for 2"):
+        layer.prefill(torch.randn(3, 4, D, dtype=torch.float64), state)

@@ -99,3 +99,40 @@ def test_bad_params():
     with pytest.raises(InvalidParams, match="kernel=0 must be at least 1") as info:
         ConvParams(kernel=0).resolve(MODEL)
     assert info.value.field == "kernel"
+
+
+def prefill_then_steps(layer, x, split):
+    state = layer.init_state(x.shape[0], max_len=x.shape[1], device="cpu", dtype=x.dtype)
+    y, state = layer.prefill(x[:, :split], state)
+    rest = [layer.step(x[:, t], state)[0][:, None] for t in range(split, x.shape[1])]
+    return torch.cat([y, *rest], dim=1)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 4])
+def test_prefill_then_steps_matches_forward(kernel):
+    layer = make(kernel=kernel)
+    x = torch.randn(2, 20, D, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)  # the loop over time
+        for split in [1, 2, 7, 19, 20]:
+            torch.testing.assert_close(prefill_then_steps(layer, x, split), full, msg=f"split {split}")
+
+
+@pytest.mark.parametrize("kernel", [1, 4])
+def test_two_prefills_equal_one(kernel):
+    layer = make(kernel=kernel)
+    x = torch.randn(2, 20, D, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)
+        for split in [1, 2, 10, 19]:  # a second prompt of 1 token reads two from the first
+            state = layer.init_state(2, max_len=20, device="cpu", dtype=torch.float64)
+            first, state = layer.prefill(x[:, :split], state)
+            second, state = layer.prefill(x[:, split:], state)
+            torch.testing.assert_close(torch.cat([first, second], dim=1), full, msg=f"split {split}")
+
+
+def test_prefill_with_another_batch_is_an_error():
+    layer = make()
+    state = layer.init_state(2, max_len=4, device="cpu", dtype=torch.float64)
+    with pytest.raises(GenerationError, match="prefill got a batch of 1.*made for 2"):
+        layer.prefill(torch.randn(1, 3, D, dtype=torch.float64), state)

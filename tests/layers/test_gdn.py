@@ -193,3 +193,39 @@ def test_activation_estimate_near_measured():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         layer(torch.randn(1, T, 48, requires_grad=True))
     assert cost.activation_bytes == pytest.approx(sum(saved.values()), rel=0.15)
+
+
+def prefill_then_steps(layer, x, split):
+    state = layer.init_state(x.shape[0], max_len=x.shape[1], device="cpu", dtype=x.dtype)
+    y, state = layer.prefill(x[:, :split], state)
+    rest = [layer.step(x[:, t], state)[0][:, None] for t in range(split, x.shape[1])]
+    return torch.cat([y, *rest], dim=1)
+
+
+@pytest.mark.parametrize("conv", [4, 1])
+def test_prefill_then_steps_matches_forward(conv):
+    layer = make(conv=conv, chunk=8)
+    x = torch.randn(2, 30, 48, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)  # step by step from the start
+        for split in [1, 2, 8, 13, 29, 30]:  # within, at and across chunk boundaries
+            torch.testing.assert_close(prefill_then_steps(layer, x, split), full, msg=f"split {split}")
+
+
+def test_two_prefills_equal_one():
+    layer = make(chunk=8)
+    x = torch.randn(2, 30, 48, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)
+        for split in [1, 2, 11, 16, 29]:
+            state = layer.init_state(2, max_len=30, device="cpu", dtype=torch.float64)
+            first, state = layer.prefill(x[:, :split], state)
+            second, state = layer.prefill(x[:, split:], state)
+            torch.testing.assert_close(torch.cat([first, second], dim=1), full, msg=f"split {split}")
+
+
+def test_prefill_refuses_another_batch():
+    layer = make(torch.float32)
+    state = layer.init_state(2, max_len=8, device="cpu", dtype=torch.float32)
+    with pytest.raises(GenerationError, match="batch of 3"):
+        layer.prefill(torch.randn(3, 5, 48), state)

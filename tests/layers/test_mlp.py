@@ -74,3 +74,16 @@ def test_bad_params():
     with pytest.raises(InvalidParams, match="hidden=0 must be at least 1") as info:
         MLPParams(hidden=0).resolve(MODEL)
     assert info.value.field == "hidden"
+
+
+def test_prefill_is_forward_and_keeps_no_state():
+    torch.manual_seed(0)
+    layer = MLP(MLPParams(hidden=64), MODEL).double()
+    x = torch.randn(2, 9, D, dtype=torch.float64)
+    state = layer.init_state(2, max_len=9, device="cpu", dtype=torch.float64)
+    y, state = layer.prefill(x[:, :5], state)
+    rest = [layer.step(x[:, t], state)[0][:, None] for t in range(5, 9)]
+    assert state is None
+    # each token on its own, against HF's formula written out
+    expected = layer.down_proj(torch.nn.functional.silu(layer.gate_proj(x)) * layer.up_proj(x))
+    torch.testing.assert_close(torch.cat([y, *rest], dim=1), expected)

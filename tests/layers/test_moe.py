@@ -128,3 +128,19 @@ def test_bad_params(kw, field, match):
     with pytest.raises(InvalidParams, match=match) as info:
         MoEParams(**kw).resolve(MODEL)
     assert info.value.field == field
+
+
+def test_prefill_then_steps_matches_forward_and_sets_aux_loss():
+    layer = make(experts=4, top_k=2, hidden=16)
+    x = torch.randn(2, 9, D, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)  # the per-token twin
+        state = layer.init_state(2, max_len=9, device="cpu", dtype=torch.float64)
+        y, state = layer.prefill(x[:, :6], state)
+        prompt_loss = layer.aux_loss  # the prompt's balancing loss, as forward over it gives
+        rest = [layer.step(x[:, t], state)[0][:, None] for t in range(6, 9)]
+        layer(x[:, :6])
+        expected_loss = layer.aux_loss
+    assert state is None
+    torch.testing.assert_close(prompt_loss, expected_loss)
+    torch.testing.assert_close(torch.cat([y, *rest], dim=1), full)

@@ -172,3 +172,40 @@ def test_bfloat16_runs_close_to_float32():
         ref = layer(x)
         low = layer.to(torch.bfloat16)(x.bfloat16()).float()
     assert (low - ref).norm() / ref.norm() < 3e-2
+
+
+def prefill_then_steps(layer, x, split):
+    state = layer.init_state(x.shape[0], max_len=x.shape[1], device="cpu", dtype=x.dtype)
+    y, state = layer.prefill(x[:, :split], state)
+    rest = [layer.step(x[:, t], state)[0][:, None] for t in range(split, x.shape[1])]
+    return torch.cat([y, *rest], dim=1)
+
+
+@pytest.mark.parametrize("conv", [4, 1])
+def test_prefill_then_steps_matches_forward(conv):
+    layer = make(conv=conv)
+    x = torch.randn(2, 30, 48, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)  # step by step from the start
+        for split in [1, 2, 5, 16, 17, 29, 30]:  # the doubling scan's powers of two and around them
+            torch.testing.assert_close(prefill_then_steps(layer, x, split), full, msg=f"split {split}")
+
+
+def test_two_prefills_equal_one():
+    # the second prompt starts from h of the first: h_0 enters decayed by the products of a
+    layer = make()
+    x = torch.randn(2, 30, 48, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)
+        for split in [1, 2, 11, 16, 29]:
+            state = layer.init_state(2, max_len=30, device="cpu", dtype=torch.float64)
+            first, state = layer.prefill(x[:, :split], state)
+            second, state = layer.prefill(x[:, split:], state)
+            torch.testing.assert_close(torch.cat([first, second], dim=1), full, msg=f"split {split}")
+
+
+def test_prefill_refuses_another_batch():
+    layer = make(torch.float32)
+    state = layer.init_state(2, max_len=8, device="cpu", dtype=torch.float32)
+    with pytest.raises(GenerationError, match="batch of 1"):
+        layer.prefill(torch.randn(1, 5, 48), state)

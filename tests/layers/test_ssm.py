@@ -196,3 +196,46 @@ def test_bf16_runs_close_to_float32():
         full = layer(x)
         half = layer.to(torch.bfloat16)(x.bfloat16()).float()
     torch.testing.assert_close(half, full, rtol=0.05, atol=0.05)
+
+
+def prefill_then_steps(layer, x, split):
+    state = layer.init_state(x.shape[0], max_len=x.shape[1], device="cpu", dtype=x.dtype)
+    y, state = layer.prefill(x[:, :split], state)
+    rest = [layer.step(x[:, t], state)[0][:, None] for t in range(split, x.shape[1])]
+    return torch.cat([y, *rest], dim=1)
+
+
+# The SSD works in float32 inside, so float64 runs agree to float32 precision, not float64's.
+TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("groups, conv, loop", [(1, 4, False), (2, 1, False), (2, 4, True)])
+def test_prefill_then_steps_matches_forward(monkeypatch, groups, conv, loop):
+    if loop:  # the chunk-to-chunk pass as a loop, from the prefill's initial state
+        monkeypatch.setattr(ssd, "MAX_MATRIX_CHUNKS", 1)
+    layer = make(groups=groups, conv=conv, chunk=8).double()
+    x = torch.randn(2, 30, 32, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)  # the loop over time
+        for split in [1, 2, 8, 13, 29, 30]:  # within, at and across chunk boundaries
+            torch.testing.assert_close(prefill_then_steps(layer, x, split), full, **TOL, msg=f"split {split}")
+
+
+@pytest.mark.parametrize("conv", [4, 1])
+def test_two_prefills_equal_one(conv):
+    layer = make(conv=conv, chunk=8).double()
+    x = torch.randn(2, 30, 32, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, reference=True)
+        for split in [1, 2, 11, 16, 29]:
+            state = layer.init_state(2, max_len=30, device="cpu", dtype=torch.float64)
+            first, state = layer.prefill(x[:, :split], state)
+            second, state = layer.prefill(x[:, split:], state)
+            torch.testing.assert_close(torch.cat([first, second], dim=1), full, **TOL, msg=f"split {split}")
+
+
+def test_prefill_with_another_batch_is_an_error():
+    layer = make()
+    state = layer.init_state(2, max_len=8, device="cpu", dtype=torch.float32)
+    with pytest.raises(GenerationError, match="batch of 3"):
+        layer.prefill(torch.randn(3, 5, 32), state)
