@@ -1,9 +1,9 @@
 """archdsl: hybrid language-model architectures as one line of text.
 
-    >>> import archdsl
-    >>> spec = archdsl.parse("4x(ssm) 1x(attn window=512)", d_model=256, vocab=1000)
-    >>> graph = archdsl.to_graph(spec)      # networkx.DiGraph
-    >>> model = archdsl.build(spec)         # torch.nn.Module, model(ids) -> logits
+>>> import archdsl
+>>> spec = archdsl.parse("4x(ssm) 1x(attn window=512)", d_model=256, vocab=1000)
+>>> graph = archdsl.to_graph(spec)      # networkx.DiGraph
+>>> model = archdsl.build(spec)         # torch.nn.Module, model(ids) -> logits
 """
 
 from archdsl.api import build, load, parse, to_graph

@@ -47,7 +47,9 @@ def load(path: str | Path, **model_settings: Any) -> Spec:
     except OSError as exc:
         raise ArchDSLError(f"cannot read '{path}': {exc.strerror or exc}") from None
     if len(data) > MAX_SOURCE_BYTES:
-        raise LimitError(f"'{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB; an architecture file is a few lines")
+        raise LimitError(
+            f"'{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB; an architecture file is a few lines"
+        )
     return parse(data, filename=str(path), **model_settings)
 
 
@@ -59,8 +61,9 @@ def _as_spec(target: Any, caller: str) -> Spec:
         return target
     if isinstance(target, (str, bytes)):
         return parse(target)
-    raise ArchDSLError(f"{caller}() takes a Spec (from archdsl.parse or archdsl.load) or program text, "
-                       f"not {type(target).__name__}")
+    raise ArchDSLError(
+        f"{caller}() takes a Spec (from archdsl.parse or archdsl.load) or program text, not {type(target).__name__}"
+    )
 
 
 def to_graph(spec: Spec | str) -> nx.DiGraph:

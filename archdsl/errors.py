@@ -60,7 +60,7 @@ class ArchDSLError(Exception):
         if len(line) > CONTEXT_WIDTH:
             # a window of the long line around the caret, with "..." where it was cut
             left = max(0, min(start - CONTEXT_WIDTH // 3, len(line) - CONTEXT_WIDTH))
-            shown = line[left:left + CONTEXT_WIDTH]
+            shown = line[left : left + CONTEXT_WIDTH]
             prefix = "..." if left > 0 else ""
             suffix = "..." if left + CONTEXT_WIDTH < len(line) else ""
             line, start = prefix + shown + suffix, start - left + len(prefix)

@@ -48,11 +48,16 @@ def main() -> None:
             ("to_graph (Spec -> graph)", median_ms(lambda: archdsl.to_graph(spec))),
             ("cost(graph)", median_ms(lambda: cost(graph, seq_len=8192))),
             ("cost(spec) = to_graph + cost", median_ms(lambda: cost(spec, seq_len=8192))),
-            ("cost(graph) at 2k, 8k, 32k, 128k", median_ms(lambda: [cost(graph, seq_len=s) for s in (2048, 8192, 32768, 131072)])),
+            (
+                "cost(graph) at 2k, 8k, 32k, 128k",
+                median_ms(lambda: [cost(graph, seq_len=s) for s in (2048, 8192, 32768, 131072)]),
+            ),
         ]
     finally:
         torch.nn.Module.__init__ = original
-    print(f"{c.n_layers} layer calls, {c.params / 1e9:.1f}B params, {c.train_flops / 1e9:.1f} GFLOP/token to train at 8k")
+    print(
+        f"{c.n_layers} layer calls, {c.params / 1e9:.1f}B params, {c.train_flops / 1e9:.1f} GFLOP/token to train at 8k"
+    )
     for name, ms in rows:
         print(f"  {name:36s} {ms:8.2f} ms")
 

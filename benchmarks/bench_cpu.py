@@ -51,8 +51,11 @@ def measure(case: dict) -> dict:
             position = [ctx]
 
             def step():
-                kwargs = {"past_key_values": cache} if case["kind"] == "llama" else {
-                    "cache_params": cache, "cache_position": torch.tensor([position[0]])}
+                kwargs = (
+                    {"past_key_values": cache}
+                    if case["kind"] == "llama"
+                    else {"cache_params": cache, "cache_position": torch.tensor([position[0]])}
+                )
                 model(token, use_cache=True, **kwargs)
                 position[0] += 1
 
@@ -69,8 +72,10 @@ def main() -> None:
         print(json.dumps(measure(json.loads(args.case))))
         return
     repeats = 2 if args.quick else 3
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; d_model {D_MODEL}, {LAYERS} layers, "
-          f"vocab {VOCAB}, float32\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; d_model {D_MODEL}, {LAYERS} layers, "
+        f"vocab {VOCAB}, float32\n"
+    )
     print("training (forward + backward), tokens/s")
     print(f"{'model':<14}{'tokens':>8}{'batch':>6}{'transformers':>14}{'archdsl':>10}{'ratio':>8}")
     for kind, label in (("mamba2", "4x(ssm)"), ("llama", "4x(attn mlp)")):
@@ -91,9 +96,12 @@ def main() -> None:
     print(f"{'model':<14}{'context':>8}{'transformers':>14}{'archdsl':>10}")
     for kind, label in (("mamba2", "4x(ssm)"), ("llama", "4x(attn mlp)")):
         for ctx in contexts:
-            row = {impl: run_case(Path(__file__), {"what": "decode", "kind": kind, "impl": impl, "seq": ctx,
-                                                   "batch": 1}, timeout=900)
-                   for impl in ("transformers", "archdsl")}
+            row = {
+                impl: run_case(
+                    Path(__file__), {"what": "decode", "kind": kind, "impl": impl, "seq": ctx, "batch": 1}, timeout=900
+                )
+                for impl in ("transformers", "archdsl")
+            }
             cell = lambda r: f"{r['seconds'] * 1e3:.2f}" if "seconds" in r else "failed"  # noqa: E731
             print(f"{label:<14}{ctx:>8}{cell(row['transformers']):>14}{cell(row['archdsl']):>10}", flush=True)
             for r in row.values():

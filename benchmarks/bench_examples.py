@@ -33,8 +33,10 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=256, help="tokens of the forward pass")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, forward of 1 x {args.seq} tokens, float32\n")
-    print(f"{'example':<12}{'sub-layers':>11}{'params':>13}{'parse ms':>10}{'lower ms':>10}{'build ms':>10}"
-          f"{'forward ms':>12}")
+    print(
+        f"{'example':<12}{'sub-layers':>11}{'params':>13}{'parse ms':>10}{'lower ms':>10}{'build ms':>10}"
+        f"{'forward ms':>12}"
+    )
     for path in EXAMPLES:
         text = path.read_bytes()
         spec = archdsl.parse(text, filename=str(path))
@@ -47,8 +49,11 @@ def main() -> None:
             model(ids)  # warm-up
             forward_ms = median_ms(lambda: model(ids))
         params = sum(p.numel() for p in model.parameters())
-        print(f"{path.stem:<12}{len(spec.layers()):>11}{params:>13,}{parse_ms:>10.1f}{lower_ms:>10.1f}"
-              f"{build_ms:>10.0f}{forward_ms:>12.0f}", flush=True)
+        print(
+            f"{path.stem:<12}{len(spec.layers()):>11}{params:>13,}{parse_ms:>10.1f}{lower_ms:>10.1f}"
+            f"{build_ms:>10.0f}{forward_ms:>12.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,13 @@ def measure(case: dict) -> dict:
     seconds = time_it(train_step_fn(model, ids), repeats=5, warmup=2, sync=torch.cuda.synchronize)
     tok_s = case["batch"] * case["seq"] / seconds
     flops = archdsl.cost(ours.spec, seq_len=case["seq"]).train_flops
-    return {**case, "tok_s": tok_s, "step_ms": seconds * 1e3, "peak_gb": torch.cuda.max_memory_allocated() / 2**30,
-            "mfu": flops * tok_s / (case["peak_tflops"] * 1e12)}
+    return {
+        **case,
+        "tok_s": tok_s,
+        "step_ms": seconds * 1e3,
+        "peak_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "mfu": flops * tok_s / (case["peak_tflops"] * 1e12),
+    }
 
 
 def main() -> None:
@@ -64,8 +69,14 @@ def main() -> None:
                 for impl in ("transformers", "archdsl"):
                     if impl == "transformers" and kind == "mamba2" and (compiled or seq > 2048):
                         continue  # its torch path runs out of memory past 2,048 tokens (anchors file)
-                    case = {"kind": kind, "impl": impl, "seq": seq, "batch": batch, "compile": compiled,
-                            "peak_tflops": args.peak_tflops}
+                    case = {
+                        "kind": kind,
+                        "impl": impl,
+                        "seq": seq,
+                        "batch": batch,
+                        "compile": compiled,
+                        "peak_tflops": args.peak_tflops,
+                    }
                     result = run_case(Path(__file__), case, timeout=600)
                     print(json.dumps(result), flush=True)
                     rows.append((label, result))
@@ -73,8 +84,10 @@ def main() -> None:
     for label, r in rows:
         mode = "compile" if r["compile"] else "eager"
         if "tok_s" in r:
-            print(f"{label:<14}{r['impl']:<14}{mode:<9}{r['seq']:>7}{r['batch']:>6}{r['tok_s']:>10.0f}"
-                  f"{r['mfu']:>7.3f}{r['peak_gb']:>9.1f}")
+            print(
+                f"{label:<14}{r['impl']:<14}{mode:<9}{r['seq']:>7}{r['batch']:>6}{r['tok_s']:>10.0f}"
+                f"{r['mfu']:>7.3f}{r['peak_gb']:>9.1f}"
+            )
         else:
             print(f"{label:<14}{r['impl']:<14}{mode:<9}{r['seq']:>7}{r['batch']:>6}  {r['error']}")
 

@@ -26,15 +26,26 @@ def hf_pair(kind: str, d_model: int, layers: int, vocab: int):
 
     if kind == "llama":
         config = transformers.LlamaConfig(
-            vocab_size=vocab, hidden_size=d_model, intermediate_size=archdsl.parse("mlp", d_model=d_model)
-            .layers()[0].params.hidden, num_hidden_layers=layers, num_attention_heads=max(1, d_model // 64),
+            vocab_size=vocab,
+            hidden_size=d_model,
+            intermediate_size=archdsl.parse("mlp", d_model=d_model).layers()[0].params.hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=max(1, d_model // 64),
             attn_implementation="sdpa",
         )
         reference = transformers.LlamaForCausalLM(config)
     elif kind == "mamba2":
         config = transformers.Mamba2Config(
-            vocab_size=vocab, hidden_size=d_model, num_hidden_layers=layers, state_size=128, head_dim=64,
-            num_heads=2 * d_model // 64, n_groups=1, expand=2, chunk_size=256, tie_word_embeddings=False,
+            vocab_size=vocab,
+            hidden_size=d_model,
+            num_hidden_layers=layers,
+            state_size=128,
+            head_dim=64,
+            num_heads=2 * d_model // 64,
+            n_groups=1,
+            expand=2,
+            chunk_size=256,
+            tie_word_embeddings=False,
         )
         reference = transformers.Mamba2ForCausalLM(config)
     else:
@@ -77,7 +88,9 @@ def run_case(script: Path, case: dict, timeout: float) -> dict:
     try:
         proc = subprocess.run(
             [sys.executable, str(script), "--case", json.dumps(case)],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return {**case, "error": f"timed out after {timeout:.0f} s"}

@@ -11,8 +11,14 @@ import transformers
 
 import archdsl
 
-config = transformers.LlamaConfig(vocab_size=500, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2)
+config = transformers.LlamaConfig(
+    vocab_size=500,
+    hidden_size=128,
+    intermediate_size=384,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
 reference = transformers.LlamaForCausalLM(config).eval()
 model = archdsl.from_hf(reference).eval()
 print(model.spec)

@@ -1,6 +1,6 @@
 """From one line of text to a model, its cost and a few generated tokens.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 import torch
@@ -14,8 +14,10 @@ graph = archdsl.to_graph(spec)  # networkx.DiGraph: embed -> L0 ... L5 -> norm -
 print(f"{graph.number_of_nodes()} graph nodes")
 
 cost = archdsl.cost(spec, seq_len=8192)
-print(f"{cost.params:,} parameters, {cost.train_flops / 1e9:.2f} GFLOP per training token at 8k, "
-      f"{cost.state_bytes / 2**20:.2f} MiB of inference state per sequence")
+print(
+    f"{cost.params:,} parameters, {cost.train_flops / 1e9:.2f} GFLOP per training token at 8k, "
+    f"{cost.state_bytes / 2**20:.2f} MiB of inference state per sequence"
+)
 
 model = archdsl.build(spec)
 ids = torch.randint(0, 1000, (2, 16))

@@ -120,8 +120,12 @@ def show(
     head = 0 if spec.model.tie_embeddings else model.lm_head.weight.numel()
     total = count_params(model)
     table.add_section()
-    table.add_row("", "embedding + final norm + LM head" + (" (tied)" if spec.model.tie_embeddings else ""), "",
-                  f"{embed + head + spec.model.d_model:,}")
+    table.add_row(
+        "",
+        "embedding + final norm + LM head" + (" (tied)" if spec.model.tie_embeddings else ""),
+        "",
+        f"{embed + head + spec.model.d_model:,}",
+    )
     table.add_row("", "total", "", f"{total:,}")
     table.add_row("", "non-embedding", "", f"{total - embed - head:,}")
     console.print(table)

@@ -1,9 +1,9 @@
 """``archdsl cost``: the analytic cost of one or several architectures, before training them.
 
-    archdsl cost examples/llama.arch examples/jamba.arch --seq 2k,8k,32k,128k
-    archdsl cost examples/*.arch --json > costs.json
-    archdsl cost examples/llama.arch examples/mamba2.arch --plot cost.png
-    archdsl cost -e '4x(ssm) attn mlp' --budget 'params<=20M state@32k<=64MiB'
+archdsl cost examples/llama.arch examples/jamba.arch --seq 2k,8k,32k,128k
+archdsl cost examples/*.arch --json > costs.json
+archdsl cost examples/llama.arch examples/mamba2.arch --plot cost.png
+archdsl cost -e '4x(ssm) attn mlp' --budget 'params<=20M state@32k<=64MiB'
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def cost_command(
     budget: Optional[str] = typer.Option(
         None, "--budget", help="limits such as 'params<=20M train_flops/token<=2G state@32k<=64MiB'; exit 1 if over"
     ),
-    measure: bool = typer.Option(False, "--measure", help="also build each model and time it at the first --seq length"),
+    measure: bool = typer.Option(
+        False, "--measure", help="also build each model and time it at the first --seq length"
+    ),
     d_model: Optional[int] = typer.Option(None, "--d-model", help="override the model header's d_model"),
     vocab: Optional[int] = typer.Option(None, "--vocab", help="override the model header's vocab"),
 ) -> None:

@@ -1,8 +1,8 @@
 """The analytic cost model: per-node costs summed over the graph, budgets, reports.
 
-    >>> import archdsl
-    >>> c = archdsl.cost("4x(ssm) attn mlp", seq_len=8192)     # doctest: +SKIP
-    >>> c.params, c.train_flops, c.kv_bytes, c.by_type()        # doctest: +SKIP
+>>> import archdsl
+>>> c = archdsl.cost("4x(ssm) attn mlp", seq_len=8192)     # doctest: +SKIP
+>>> c.params, c.train_flops, c.kv_bytes, c.by_type()        # doctest: +SKIP
 """
 
 import sys

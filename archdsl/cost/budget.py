@@ -240,13 +240,22 @@ def _parse_limit(text: str, pos: int) -> tuple[Limit, int]:
     key = KEYS.get(name)
     if key is None:
         hint = did_you_mean(m.group(), list(KEYS) + list(ALIASES))
-        raise _error(f"unknown budget key '{m.group()}'{hint}", text, m.start(), m.end(), "budget", f"; known keys: {known_keys()}")
+        raise _error(
+            f"unknown budget key '{m.group()}'{hint}",
+            text,
+            m.start(),
+            m.end(),
+            "budget",
+            f"; known keys: {known_keys()}",
+        )
     pos = m.end()
     at = None
     m = _AT.match(text, pos)
     if m is not None:
         if key.at is None:
-            raise _error(f"'{key.name}' does not depend on a length; remove '@{m.group(1)}'", text, pos, m.end(), "budget")
+            raise _error(
+                f"'{key.name}' does not depend on a length; remove '@{m.group(1)}'", text, pos, m.end(), "budget"
+            )
         at = parse_size(m.group(1), origin="budget", offset=m.start(1), whole=text)
         pos = m.end()
     m = _OP.match(text, pos)
@@ -264,7 +273,11 @@ def _parse_limit(text: str, pos: int) -> tuple[Limit, int]:
     if unit not in table:
         other = COUNT_UNITS if key.unit == "bytes" else BYTE_UNITS
         family = "bytes: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB" if key.unit == "bytes" else "counts: K, M, B or G, T, P"
-        why = f"'{key.name}' is measured in {family}" if unit in other else f"unknown unit '{unit}'; '{key.name}' takes {family}"
+        why = (
+            f"'{key.name}' is measured in {family}"
+            if unit in other
+            else f"unknown unit '{unit}'; '{key.name}' takes {family}"
+        )
         raise _error(why, text, pos, end, "budget")
     if end < len(text) and not (text[end].isspace() or text[end] == ","):
         raise _error("expected a space or a comma after a limit", text, end, end + 1, "budget")

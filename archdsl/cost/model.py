@@ -220,7 +220,9 @@ def _to_graph(target: Any) -> Any:
     if isinstance(target, str):
         target = archdsl.parse(target)
     if not isinstance(target, Spec):
-        raise CostError(f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}")
+        raise CostError(
+            f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}"
+        )
     return archdsl.to_graph(target)
 
 
@@ -257,7 +259,9 @@ class _LayerCosts:
         try:
             layer = get_layer(type_name)
         except KeyError:
-            raise GraphError(f"graph node of unknown layer type '{type_name}'{did_you_mean(type_name, list_layers())}") from None
+            raise GraphError(
+                f"graph node of unknown layer type '{type_name}'{did_you_mean(type_name, list_layers())}"
+            ) from None
         c = layer.cost(params, self.model, self.ctx)
         if not isinstance(c, Cost):
             raise GraphError(f"layer '{type_name}': cost() returned {type(c).__name__}, expected a Cost")

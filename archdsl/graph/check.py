@@ -31,7 +31,11 @@ def check_graph(graph: nx.DiGraph) -> None:
         if node.get("group") is None or node.get("slot") is None:
             continue
         first_id, first = slots.setdefault((node["group"], node["slot"]), (node_id, node))
-        if (first["kind"], first.get("type"), first.get("params")) != (node["kind"], node.get("type"), node.get("params")):
+        if (first["kind"], first.get("type"), first.get("params")) != (
+            node["kind"],
+            node.get("type"),
+            node.get("params"),
+        ):
             raise GraphError(
                 f"shared group '{node['group']}' holds different layers in one slot ({first_id} and {node_id})",
                 node.get("span"),

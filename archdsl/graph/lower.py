@@ -28,8 +28,19 @@ def lower(spec: Spec) -> nx.DiGraph:
     lowerer.last = "embed"
     lowerer.seq(spec.body, group=None, slot_prefix="")
     lowerer.append("norm", kind="norm", span=None, group=None)
-    lowerer.nodes.append(("head", {"kind": "head", "width_in": d, "width_out": vocab, "span": None, "group": None,
-                                   "tied": spec.model.tie_embeddings}))
+    lowerer.nodes.append(
+        (
+            "head",
+            {
+                "kind": "head",
+                "width_in": d,
+                "width_out": vocab,
+                "span": None,
+                "group": None,
+                "tied": spec.model.tie_embeddings,
+            },
+        )
+    )
     lowerer.edges.append(("norm", "head"))
     # Nodes and edges are collected in plain lists and added in bulk: networkx's per-call
     # overhead dominated lowering a 1,000-layer spec otherwise.
@@ -64,8 +75,17 @@ class _Lowerer:
 
     def item(self, node: Node, group: str | None, slot: str) -> None:
         if isinstance(node, LayerNode):
-            self.append(f"L{self.index}", kind="layer", type=node.type, params=node.params, span=node.span,
-                        group=group, slot=slot if group else None, residual=True, index=self.index)
+            self.append(
+                f"L{self.index}",
+                kind="layer",
+                type=node.type,
+                params=node.params,
+                span=node.span,
+                group=group,
+                slot=slot if group else None,
+                residual=True,
+                index=self.index,
+            )
             self.index += 1
         elif isinstance(node, SeqNode):
             self.seq(node, group, f"{slot}.")
@@ -90,17 +110,40 @@ class _Lowerer:
             previous = fork
             for k, layer in enumerate(_flat_branch(branch)):
                 node_id = f"{fork}.b{j}.{k}"
-                self.nodes.append((node_id, {
-                    "kind": "layer", "type": layer.type, "params": layer.params, "span": layer.span,
-                    "group": group, "slot": f"{slot}/b{j}.{k}" if group else None, "residual": False,
-                    "index": self.index, "width_in": self.d, "width_out": self.d,
-                }))
+                self.nodes.append(
+                    (
+                        node_id,
+                        {
+                            "kind": "layer",
+                            "type": layer.type,
+                            "params": layer.params,
+                            "span": layer.span,
+                            "group": group,
+                            "slot": f"{slot}/b{j}.{k}" if group else None,
+                            "residual": False,
+                            "index": self.index,
+                            "width_in": self.d,
+                            "width_out": self.d,
+                        },
+                    )
+                )
                 self.edges.append((previous, node_id))
                 previous = node_id
             ends.append(previous)
         merge = f"{fork}.sum"
-        self.nodes.append((merge, {"kind": "merge", "span": node.span, "group": group, "index": self.index,
-                                   "width_in": self.d, "width_out": self.d}))
+        self.nodes.append(
+            (
+                merge,
+                {
+                    "kind": "merge",
+                    "span": node.span,
+                    "group": group,
+                    "index": self.index,
+                    "width_in": self.d,
+                    "width_out": self.d,
+                },
+            )
+        )
         self.edges.extend((end, merge) for end in ends)
         self.last = merge
         self.index += 1

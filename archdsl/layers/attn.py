@@ -415,4 +415,3 @@ def flex_sliding(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int,
         fn = _flex_compiled
     mask = _window_block_mask(q.shape[2], window, str(q.device))
     return fn(q, k, v, block_mask=mask, enable_gqa=q.shape[1] != k.shape[1])
-

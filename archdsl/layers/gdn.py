@@ -46,13 +46,19 @@ class GDNParams(LayerParams):
         head_dim = self.head_dim
         if head_dim is None:
             if heads > model.d_model:
-                raise InvalidParams("heads", f"heads={heads} exceeds d_model={model.d_model}; "
-                                    f"choose heads from 1 to {model.d_model} or set head_dim")
+                raise InvalidParams(
+                    "heads",
+                    f"heads={heads} exceeds d_model={model.d_model}; "
+                    f"choose heads from 1 to {model.d_model} or set head_dim",
+                )
             head_dim = model.d_model // heads
         v_head_dim = head_dim * self.expand_v
         if v_head_dim != int(v_head_dim) or v_head_dim < 1:
-            raise InvalidParams("expand_v", f"head_dim * expand_v = {head_dim} * {self.expand_v} = {v_head_dim} "
-                                "must be a whole number of at least 1; choose expand_v such as 1.0 or 2.0")
+            raise InvalidParams(
+                "expand_v",
+                f"head_dim * expand_v = {head_dim} * {self.expand_v} = {v_head_dim} "
+                "must be a whole number of at least 1; choose expand_v such as 1.0 or 2.0",
+            )
         return self.model_copy(update={"heads": heads, "head_dim": head_dim})
 
     @property
@@ -216,8 +222,9 @@ class GatedDeltaNet(nn.Module):
         window = torch.cat([state.conv.to(qkv.dtype), qkv.transpose(1, 2)], -1)  # (B, conv_dim, conv - 1 + T)
         qkv = F.silu(self.conv1d(window)).transpose(1, 2)  # (B, T, conv_dim)
         q, k, v, g, beta = self._qkv_gates(qkv, b, a)
-        o, S = chunk_gated_delta_rule(q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk,
-                                      initial_state=state.ssm)
+        o, S = chunk_gated_delta_rule(
+            q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk, initial_state=state.ssm
+        )
         state.conv = window[..., T:].to(state.conv.dtype).contiguous()
         state.ssm = S.to(state.ssm.dtype)
         return self._out(o.to(x.dtype), z), state
@@ -229,8 +236,15 @@ class GatedDeltaNet(nn.Module):
         window = torch.cat([state.conv, qkv[..., None].to(state.conv.dtype)], -1)  # (B, conv_dim, conv)
         qkv = F.silu((window * self.conv1d.weight[:, 0]).sum(-1).to(x.dtype))
         q, k, v, g, beta = self._qkv_gates(qkv, b, a)
-        o, S = recurrent_gated_delta_rule(q[:, None], k[:, None], v[:, None], g[:, None], beta[:, None],
-                                          scale=self.k_dim**-0.5, initial_state=state.ssm)
+        o, S = recurrent_gated_delta_rule(
+            q[:, None],
+            k[:, None],
+            v[:, None],
+            g[:, None],
+            beta[:, None],
+            scale=self.k_dim**-0.5,
+            initial_state=state.ssm,
+        )
         # new tensors rather than in-place writes, so the reference path stays differentiable
         state.conv = window[..., 1:]
         state.ssm = S.to(state.ssm.dtype)

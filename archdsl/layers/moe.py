@@ -67,8 +67,8 @@ class Experts(nn.Module):
 
     def reset_parameters(self) -> None:
         # nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), expert by expert.
-        nn.init.uniform_(self.gate_up_proj, -self.gate_up_proj.shape[-1] ** -0.5, self.gate_up_proj.shape[-1] ** -0.5)
-        nn.init.uniform_(self.down_proj, -self.down_proj.shape[-1] ** -0.5, self.down_proj.shape[-1] ** -0.5)
+        nn.init.uniform_(self.gate_up_proj, -(self.gate_up_proj.shape[-1] ** -0.5), self.gate_up_proj.shape[-1] ** -0.5)
+        nn.init.uniform_(self.down_proj, -(self.down_proj.shape[-1] ** -0.5), self.down_proj.shape[-1] ** -0.5)
 
 
 @register_layer

@@ -41,8 +41,7 @@ def register_layer(cls: type) -> type:
     existing = _layers.get(name)
     if existing is not None and existing is not cls:
         raise RegistryError(
-            f"{where}: a layer named '{name}' is already registered by "
-            f"{existing.__module__}.{existing.__qualname__}"
+            f"{where}: a layer named '{name}' is already registered by {existing.__module__}.{existing.__qualname__}"
         )
     _layers[name] = cls
     return cls
@@ -65,7 +64,9 @@ def _load_entry_points() -> None:
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plug-in must say which one, not crash with its traceback
-            raise RegistryError(f"entry point '{ep.name}' in group '{ENTRY_POINT_GROUP}' failed to load: {exc}") from exc
+            raise RegistryError(
+                f"entry point '{ep.name}' in group '{ENTRY_POINT_GROUP}' failed to load: {exc}"
+            ) from exc
         if _layers.get(getattr(cls, "name", None)) is not cls:
             register_layer(cls)
 

@@ -40,8 +40,12 @@ _MAX_SQRT_GRADIENT = 1000.0  # Griffin's bound on d sqrt(x) / dx, against NaNs w
 
 class RGLRUParams(LayerParams):
     width: int | None = Field(None, ge=1, description="width of the recurrence (default d_model)")
-    heads: int | None = Field(None, ge=1, description="blocks of the block-diagonal gates (default: the largest "
-                              "divisor of width up to max(1, d_model // 128))")
+    heads: int | None = Field(
+        None,
+        ge=1,
+        description="blocks of the block-diagonal gates (default: the largest "
+        "divisor of width up to max(1, d_model // 128))",
+    )
     conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv before the RG-LRU")
     c: float = Field(8.0, gt=0.0, description="fixed scale of the gate exponent: log a_t = -c softplus(a) r_t")
 
@@ -52,8 +56,9 @@ class RGLRUParams(LayerParams):
             heads = max(h for h in range(1, max(1, model.d_model // 128) + 1) if width % h == 0)
         elif width % heads:
             divisors = [h for h in range(1, min(width, 64) + 1) if width % h == 0]
-            raise InvalidParams("heads", f"heads={heads} must divide width={width}; "
-                                f"choose one of {', '.join(map(str, divisors))}")
+            raise InvalidParams(
+                "heads", f"heads={heads} must divide width={width}; choose one of {', '.join(map(str, divisors))}"
+            )
         return self.model_copy(update={"width": width, "heads": heads})
 
 
@@ -146,8 +151,9 @@ class RGLRU(nn.Module):
         H = self.p.heads
         xb = x.unflatten(-1, (H, -1))  # (..., H, W / H)
         gate_x = torch.sigmoid(torch.einsum("...hi,hio->...ho", xb, self.input_gate_weight) + self.input_gate_bias)
-        gate_a = torch.sigmoid(torch.einsum("...hi,hio->...ho", xb, self.recurrent_gate_weight)
-                               + self.recurrent_gate_bias)
+        gate_a = torch.sigmoid(
+            torch.einsum("...hi,hio->...ho", xb, self.recurrent_gate_weight) + self.recurrent_gate_bias
+        )
         acc = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 in tests
         log_a = -self.p.c * F.softplus(self.recurrent_param.to(acc)) * gate_a.flatten(-2).to(acc)
         # sqrt(1 - a^2) through expm1: exact where a is close to 1, which is where it matters

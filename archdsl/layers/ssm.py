@@ -40,13 +40,17 @@ class SSMParams(LayerParams):
         inner = self.expand * model.d_model
         if inner % self.head_dim:
             divisors = [d for d in range(1, min(inner, 256) + 1) if inner % d == 0]
-            raise InvalidParams("head_dim", f"head_dim={self.head_dim} does not divide the inner width "
-                                f"expand * d_model = {inner}; choose one of {divisors}")
+            raise InvalidParams(
+                "head_dim",
+                f"head_dim={self.head_dim} does not divide the inner width "
+                f"expand * d_model = {inner}; choose one of {divisors}",
+            )
         heads = inner // self.head_dim
         if heads % self.groups:
             divisors = [d for d in range(1, heads + 1) if heads % d == 0]
-            raise InvalidParams("groups", f"groups={self.groups} does not divide the {heads} heads; "
-                                f"choose one of {divisors}")
+            raise InvalidParams(
+                "groups", f"groups={self.groups} does not divide the {heads} heads; choose one of {divisors}"
+            )
         return self
 
 
@@ -63,11 +67,11 @@ class _CausalConvSiLU(torch.autograd.Function):
         Bsz, T, C = x.shape
         K = weight.shape[-1]
         xp = x.new_empty(Bsz, K - 1 + T, C)  # zero history before the first token
-        xp[:, :K - 1].zero_()
-        xp[:, K - 1:].copy_(x)
-        pre = xp[:, K - 1:] * weight[:, K - 1]
+        xp[:, : K - 1].zero_()
+        xp[:, K - 1 :].copy_(x)
+        pre = xp[:, K - 1 :] * weight[:, K - 1]
         for k in range(K - 1):
-            pre.addcmul_(xp[:, k:k + T], weight[:, k])
+            pre.addcmul_(xp[:, k : k + T], weight[:, k])
         pre += bias
         ctx.save_for_backward(xp, weight, pre)
         return F.silu(pre)
@@ -81,8 +85,8 @@ class _CausalConvSiLU(torch.autograd.Function):
         for k in range(K - 1):
             shift = K - 1 - k  # x[t] reaches the outputs t + shift through w[:, k]
             if shift < T:
-                dx[:, :T - shift].addcmul_(dpre[:, shift:], weight[:, k])
-        dw = torch.stack([torch.linalg.vecdot(dpre, xp[:, k:k + T], dim=1).sum(0) for k in range(K)], -1)
+                dx[:, : T - shift].addcmul_(dpre[:, shift:], weight[:, k])
+        dw = torch.stack([torch.linalg.vecdot(dpre, xp[:, k : k + T], dim=1).sum(0) for k in range(K)], -1)
         return dx, dw, dpre.sum((0, 1))
 
 
@@ -98,7 +102,7 @@ def causal_conv_silu_from(x: torch.Tensor, conv: nn.Conv1d, past: torch.Tensor):
     T = x.shape[1]
     full = torch.cat([past.transpose(1, 2).to(x.dtype), x], 1)  # (B, K - 1 + T, C)
     # the conv pads with K - 1 zeros of its own: their outputs are dropped, the rest read past
-    out = causal_conv_silu(full, conv)[:, full.shape[1] - T:]
+    out = causal_conv_silu(full, conv)[:, full.shape[1] - T :]
     return out, full[:, T:].transpose(1, 2).contiguous()
 
 
@@ -144,8 +148,13 @@ class SSM(nn.Module):
         x, B, C = xBC.split([self.inner, p.groups * p.state, p.groups * p.state], dim=-1)
         dt = F.softplus(dt + self.dt_bias.to(dt.dtype))  # HF's time_step_limit (0, inf) is no clamp
         A = -torch.exp(self.A_log.float())
-        return (x.unflatten(-1, (self.heads, p.head_dim)), B.unflatten(-1, (p.groups, p.state)),
-                C.unflatten(-1, (p.groups, p.state)), dt, A)
+        return (
+            x.unflatten(-1, (self.heads, p.head_dim)),
+            B.unflatten(-1, (p.groups, p.state)),
+            C.unflatten(-1, (p.groups, p.state)),
+            dt,
+            A,
+        )
 
     def _out(self, y: torch.Tensor, x: torch.Tensor, z: torch.Tensor, dtype) -> torch.Tensor:
         y = y + x * self.D.to(x.dtype)[:, None]  # (..., H, P)
@@ -230,8 +239,9 @@ class SSM(nn.Module):
         # C B^T (G L) per chunk (the (L x L) decay and scores per head are recomputed in
         # backward, not kept); per chunk, its states in three layouts (3 H P N).
         L = min(p.chunk, T)
-        per_token = (d + proj + 3 * conv_dim + 2 * H + 4 * E
-                     + (n * L / T) * (5 * E + G * L) + 3 * (n + 1) * H * P * N / T)
+        per_token = (
+            d + proj + 3 * conv_dim + 2 * H + 4 * E + (n * L / T) * (5 * E + G * L) + 3 * (n + 1) * H * P * N / T
+        )
         return Cost(
             params=n_params,
             matmul_flops=float(matmul),

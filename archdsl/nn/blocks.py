@@ -56,8 +56,10 @@ class ParallelResidual(nn.Module):
         return x + total
 
     def init_state(self, batch: int, *, max_len: int, device: Any, dtype: Any) -> Any:
-        return [[layer.init_state(batch, max_len=max_len, device=device, dtype=dtype) for layer in branch]
-                for branch in self.branches]
+        return [
+            [layer.init_state(batch, max_len=max_len, device=device, dtype=dtype) for layer in branch]
+            for branch in self.branches
+        ]
 
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         return self._advance(x, state, "step")

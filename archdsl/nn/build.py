@@ -20,8 +20,10 @@ def build_model(graph: nx.DiGraph) -> ArchModel:
     model_settings = graph.graph["model"]
     d, eps = model_settings.d_model, model_settings.norm_eps
     params = cost(graph).params  # analytic: nothing is allocated before we know it fits
-    check_fits(params * torch.empty((), dtype=torch.get_default_dtype(), device="meta").element_size(),
-               f"a model of {params:,} parameters")
+    check_fits(
+        params * torch.empty((), dtype=torch.get_default_dtype(), device="meta").element_size(),
+        f"a model of {params:,} parameters",
+    )
     shared: dict[tuple[str, str], nn.Module] = {}
 
     def once(attrs: dict, make) -> nn.Module:

@@ -69,9 +69,14 @@ def _llama_program(config: Any) -> str:
     if rope.get("rope_type", "default") != "default":
         raise ArchDSLError(f"rope type '{rope.get('rope_type')}' is not supported; archdsl applies plain RoPE")
     theta = float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
-    attn = (f"attn heads={config.num_attention_heads} kv_heads={config.num_key_value_heads} "
-            f"head_dim={config.head_dim} rope_theta={theta!r}")
-    return _header(config, config.rms_norm_eps) + f"{config.num_hidden_layers}x({attn} mlp hidden={config.intermediate_size})"
+    attn = (
+        f"attn heads={config.num_attention_heads} kv_heads={config.num_key_value_heads} "
+        f"head_dim={config.head_dim} rope_theta={theta!r}"
+    )
+    return (
+        _header(config, config.rms_norm_eps)
+        + f"{config.num_hidden_layers}x({attn} mlp hidden={config.intermediate_size})"
+    )
 
 
 def _mamba2_program(config: Any) -> str:
@@ -84,16 +89,20 @@ def _mamba2_program(config: Any) -> str:
         )
     if tuple(config.time_step_limit) != (0.0, float("inf")):
         raise ArchDSLError(f"Mamba2Config.time_step_limit={config.time_step_limit} is not supported")
-    ssm = (f"ssm state={config.state_size} expand={config.expand} head_dim={config.head_dim} "
-           f"groups={config.n_groups} conv={config.conv_kernel} chunk={config.chunk_size}")
+    ssm = (
+        f"ssm state={config.state_size} expand={config.expand} head_dim={config.head_dim} "
+        f"groups={config.n_groups} conv={config.conv_kernel} chunk={config.chunk_size}"
+    )
     return _header(config, config.layer_norm_epsilon) + f"{config.num_hidden_layers}x({ssm})"
 
 
 def _mamba_program(config: Any) -> str:
     for field, expected in (("use_bias", False), ("use_conv_bias", True), ("hidden_act", "silu")):
         _require(config, field, expected)
-    mamba = (f"mamba state={config.state_size} expand={config.expand} conv={config.conv_kernel} "
-             f"dt_rank={config.time_step_rank}")
+    mamba = (
+        f"mamba state={config.state_size} expand={config.expand} conv={config.conv_kernel} "
+        f"dt_rank={config.time_step_rank}"
+    )
     return _header(config, config.layer_norm_epsilon) + f"{config.num_hidden_layers}x({mamba})"
 
 
@@ -129,8 +138,20 @@ def _ssm_weights(parameters: tuple[str, ...]):
 _PROGRAMS = {"llama": _llama_program, "mamba2": _mamba2_program, "mamba": _mamba_program}
 _WEIGHT_NAMES = {
     "llama": _llama_weights,
-    "mamba2": _ssm_weights(("in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias", "A_log", "D",
-                            "norm.weight", "out_proj.weight")),
-    "mamba": _ssm_weights(("in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight",
-                           "dt_proj.bias", "A_log", "D", "out_proj.weight")),
+    "mamba2": _ssm_weights(
+        ("in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias", "A_log", "D", "norm.weight", "out_proj.weight")
+    ),
+    "mamba": _ssm_weights(
+        (
+            "in_proj.weight",
+            "conv1d.weight",
+            "conv1d.bias",
+            "x_proj.weight",
+            "dt_proj.weight",
+            "dt_proj.bias",
+            "A_log",
+            "D",
+            "out_proj.weight",
+        )
+    ),
 }

@@ -103,7 +103,9 @@ class ArchModel(nn.Module):
             shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
             raise GenerationError(f"generate expects integer token ids of shape (batch, length >= 1), got {shape}")
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-            raise GenerationError(f"token ids must be in 0..{vocab - 1} (vocab={vocab}), got {int(ids.min())}..{int(ids.max())}")
+            raise GenerationError(
+                f"token ids must be in 0..{vocab - 1} (vocab={vocab}), got {int(ids.min())}..{int(ids.max())}"
+            )
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise GenerationError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
         if not math.isfinite(temperature) or temperature < 0:

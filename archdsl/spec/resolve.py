@@ -35,7 +35,9 @@ def _model_settings(header: ast.Header | None, overrides: dict[str, Any]) -> Mod
     fields = ModelSettings.model_fields
     for key in overrides:
         if key not in fields:
-            raise ParameterError(f"unknown model setting '{key}'{did_you_mean(key, fields)}; known: {', '.join(fields)}")
+            raise ParameterError(
+                f"unknown model setting '{key}'{did_you_mean(key, fields)}; known: {', '.join(fields)}"
+            )
     values: dict[str, Any] = {}
     spans: dict[str, ast.Span] = {}
     for param in header.params if header else ():
@@ -101,7 +103,9 @@ class _Resolver:
                 first = self.lets[let.name].span
                 raise ResolveError(f"'{let.name}' is defined twice (first at {first.line}:{first.column})", let.span)
             if is_layer(let.name):
-                raise ResolveError(f"'let {let.name}' would hide the layer type '{let.name}'; choose another name", let.span)
+                raise ResolveError(
+                    f"'let {let.name}' would hide the layer type '{let.name}'; choose another name", let.span
+                )
             self.lets[let.name] = let
         _check_size(self.program, self.lets)
         items = self._seq_items(self.program.body)
@@ -184,8 +188,9 @@ class _Resolver:
         if not is_layer(call.name):
             hint = did_you_mean(call.name, [*list_layers(), *self.lets])
             what = "unknown layer or let name" if self.lets else "unknown layer"
-            name_span = ast.Span(call.span.line, call.span.column, call.span.line,
-                                 call.span.column + len(call.name), call.span.file)
+            name_span = ast.Span(
+                call.span.line, call.span.column, call.span.line, call.span.column + len(call.name), call.span.file
+            )
             raise ResolveError(
                 f"{what} '{call.name}'{hint}; known layers: {', '.join(list_layers())}"
                 + (f"; let names: {', '.join(self.lets)}" if self.lets else ""),
@@ -196,7 +201,7 @@ class _Resolver:
     def _let(self, call: ast.Call) -> list[Node]:
         name = call.name
         if name in self.resolving:
-            cycle = " -> ".join([*self.resolving[self.resolving.index(name):], name])
+            cycle = " -> ".join([*self.resolving[self.resolving.index(name) :], name])
             raise ResolveError(f"'{name}' is defined in terms of itself ({cycle})", call.span)
         if name not in self.resolved_lets:
             let = self.lets[name]

@@ -145,7 +145,9 @@ def token_message(tok: Token, expected: set[str], before: list[Token]) -> str:
                 f"to stack, as in 4x({name})"
             )
         if "LET" in expected:
-            return "missing stack expression: after the 'model' header a program needs the layers to stack, as in 4x(ssm)"
+            return (
+                "missing stack expression: after the 'model' header a program needs the layers to stack, as in 4x(ssm)"
+            )
     if kind == "LET":
         if "_NL" in expected:
             return "'let' must start a new line (or follow ';')"
@@ -153,7 +155,9 @@ def token_message(tok: Token, expected: set[str], before: list[Token]) -> str:
     if kind == "MODEL":
         return "the 'model' header must come first, before any 'let' or layer"
     if kind == "KEY" and _CALL_START <= expected:
-        return f"unexpected '{tok.value.strip()}': a parameter (key=value) must follow a layer name, as in attn window=512"
+        return (
+            f"unexpected '{tok.value.strip()}': a parameter (key=value) must follow a layer name, as in attn window=512"
+        )
     if kind == "NUMBER" and _CALL_START <= expected:
         shown = tok.value if len(tok.value) <= 12 else "N"
         if not tok.value.replace("_", "").isdigit():  # signed or fractional: not a count

@@ -39,7 +39,9 @@ def grammar_path() -> Path:
         path = folder / GRAMMAR_FILE
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{GRAMMAR_FILE} not found in {package_dir / 'grammars'} nor in {package_dir.parent / 'grammars'}")
+    raise FileNotFoundError(
+        f"{GRAMMAR_FILE} not found in {package_dir / 'grammars'} nor in {package_dir.parent / 'grammars'}"
+    )
 
 
 class _Layout:
@@ -63,8 +65,12 @@ class _Layout:
             if pending is not None:
                 yield pending
                 pending = None
-            if prev is not None and prev.type == "NUMBER" and prev.end_pos == tok.start_pos \
-                    and tok.type in ("NAME", "KEY", "NUMBER", "COUNT", "TRUE", "FALSE"):
+            if (
+                prev is not None
+                and prev.type == "NUMBER"
+                and prev.end_pos == tok.start_pos
+                and tok.type in ("NAME", "KEY", "NUMBER", "COUNT", "TRUE", "FALSE")
+            ):
                 raise DSLSyntaxError(
                     f"unexpected '{tok.value}' right after '{prev.value}': put a space between them",
                     _token_span(tok),

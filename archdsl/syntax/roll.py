@@ -20,8 +20,8 @@ says in O(1) how many copies of the block start at ``i``.
 * Beyond that the search is bounded: block lengths up to ``MAX_PERIOD`` (plus the period of
   the whole sequence, so that ``k`` copies of a long block are still found), and for a long run
   only the first and last ``EDGE_COUNTS`` counts (where a run can trade copies with its
-  neighbours), and only blocks that are not themselves copies of a shorter block. A thousand items roll in tens of milliseconds. Real stacks repeat with periods
-  far below 64 items, so the bound costs nothing in practice; what it can miss is a repeat of a
+  neighbours), and only blocks that are not themselves copies of a shorter block. A thousand
+  items roll in tens of milliseconds. Real stacks repeat with periods far below 64 items, so the bound costs nothing in practice; what it can miss is a repeat of a
   block longer than 64 items that does not span the whole sequence.
 """
 

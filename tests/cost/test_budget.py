@@ -65,9 +65,21 @@ def test_sizes_are_binary_and_reject_zero_negative_and_garbage():
         ("params<=1M;layers<=4", "expected a space or a comma after a limit", 11, 1),
         ("<=1M", "expected a budget key", 1, 1),
     ],
-    ids=["unknown-key", "misspelt-key", "unknown-unit", "bytes-on-count", "count-on-bytes", "zero-length",
-         "negative-length", "length-on-params", "bad-operator", "missing-number", "negative-limit",
-         "bad-separator", "no-key"],  # fmt: skip
+    ids=[
+        "unknown-key",
+        "misspelt-key",
+        "unknown-unit",
+        "bytes-on-count",
+        "count-on-bytes",
+        "zero-length",
+        "negative-length",
+        "length-on-params",
+        "bad-operator",
+        "missing-number",
+        "negative-limit",
+        "bad-separator",
+        "no-key",
+    ],  # fmt: skip
 )
 def test_errors_point_at_the_bad_part(text, message, caret_col, caret_len):
     with pytest.raises(BudgetError) as info:

@@ -55,7 +55,9 @@ class Toy(nn.Module):
         return self.proj(x)
 
     def init_state(self, batch, *, max_len, device, dtype):
-        return ToyState(torch.zeros(batch, max_len if self.cache else 1, self.proj.in_features, device=device, dtype=dtype))
+        return ToyState(
+            torch.zeros(batch, max_len if self.cache else 1, self.proj.in_features, device=device, dtype=dtype)
+        )
 
     def step(self, x, state):
         return self.proj(x), state
@@ -330,5 +332,7 @@ def test_measure_times_a_tiny_model_beside_the_analytic_flops():
 
 
 def test_cost_of_something_else_is_a_clear_error():
-    with pytest.raises(CostError, match="cost\\(\\) takes a Spec, a graph from archdsl.to_graph or program text, not int"):
+    with pytest.raises(
+        CostError, match="cost\\(\\) takes a Spec, a graph from archdsl.to_graph or program text, not int"
+    ):
         cost(12)

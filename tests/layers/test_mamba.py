@@ -96,8 +96,9 @@ def test_strong_decay_stays_finite_and_exact(small_sub):
 
 
 def hf_pair(chunk: int = 16):
-    config = transformers.MambaConfig(hidden_size=32, state_size=8, expand=2, conv_kernel=4,
-                                      num_hidden_layers=1, time_step_rank=4)
+    config = transformers.MambaConfig(
+        hidden_size=32, state_size=8, expand=2, conv_kernel=4, num_hidden_layers=1, time_step_rank=4
+    )
     theirs = MambaMixer(config, layer_idx=0).eval()
     with torch.no_grad():
         theirs.conv1d.bias.normal_(0, 0.1)

@@ -65,15 +65,27 @@ def test_matches_transformers_recurrent_gemma_block():
     from transformers import RecurrentGemmaConfig
 
     layer = make(torch.float32, conv=3, c=8.0)
-    config = RecurrentGemmaConfig(hidden_size=48, lru_width=48, num_attention_heads=2, conv1d_width=3,
-                                  num_hidden_layers=1, vocab_size=16, intermediate_size=64)
+    config = RecurrentGemmaConfig(
+        hidden_size=48,
+        lru_width=48,
+        num_attention_heads=2,
+        conv1d_width=3,
+        num_hidden_layers=1,
+        vocab_size=16,
+        intermediate_size=64,
+    )
     block = rg.RecurrentGemmaRecurrentBlock(config, layer_idx=0).eval()
     with torch.no_grad():
         for name in ("linear_x", "linear_y", "linear_out"):
             getattr(block, name).load_state_dict(getattr(layer, name).state_dict())
         block.conv_1d.load_state_dict(layer.conv1d.state_dict())
-        for name in ("input_gate_weight", "input_gate_bias", "recurrent_gate_weight", "recurrent_gate_bias",
-                     "recurrent_param"):
+        for name in (
+            "input_gate_weight",
+            "input_gate_bias",
+            "recurrent_gate_weight",
+            "recurrent_gate_bias",
+            "recurrent_param",
+        ):
             getattr(block.rg_lru, name).copy_(getattr(layer, name))
     x = torch.randn(2, 30, 48)
     # positions from 1: RecurrentGemma resets (and skips sqrt(1 - a^2)) at position 0 only
@@ -111,8 +123,13 @@ def test_step_refuses_another_batch():
 
 @pytest.mark.parametrize(
     "d_model, kw, width, heads",
-    [(48, {}, 48, 1), (512, {}, 512, 4), (640, {}, 640, 5), (512, {"width": 100}, 100, 4),
-     (512, {"width": 96, "heads": 8}, 96, 8)],
+    [
+        (48, {}, 48, 1),
+        (512, {}, 512, 4),
+        (640, {}, 640, 5),
+        (512, {"width": 100}, 100, 4),
+        (512, {"width": 96, "heads": 8}, 96, 8),
+    ],
 )
 def test_defaults(d_model, kw, width, heads):
     p = RGLRUParams(**kw).resolve(ModelSettings(d_model=d_model))

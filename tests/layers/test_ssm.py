@@ -48,8 +48,9 @@ def test_registered():
     assert get_layer("ssm") is SSM
 
 
-@pytest.mark.parametrize("T, groups, chunk",
-                         [(1, 1, 16), (2, 2, 16), (5, 1, 16), (16, 1, 16), (37, 2, 16), (50, 4, 8), (64, 1, 16)])
+@pytest.mark.parametrize(
+    "T, groups, chunk", [(1, 1, 16), (2, 2, 16), (5, 1, 16), (16, 1, 16), (37, 2, 16), (50, 4, 8), (64, 1, 16)]
+)
 def test_fast_path_matches_loop_over_time(T, groups, chunk):
     layer = make(groups=groups, chunk=chunk)
     x = torch.randn(2, T, 32, requires_grad=True)
@@ -86,16 +87,26 @@ def test_strong_decay_stays_finite_and_exact():
 def hf_pair(groups: int = 2, chunk: int = 16):
     d, heads, head_dim, state = 32, 4, 16, 8
     config = transformers.Mamba2Config(
-        hidden_size=d, num_heads=heads, head_dim=head_dim, state_size=state, n_groups=groups, expand=2,
-        conv_kernel=4, chunk_size=chunk, num_hidden_layers=1, layer_norm_epsilon=1e-5,
+        hidden_size=d,
+        num_heads=heads,
+        head_dim=head_dim,
+        state_size=state,
+        n_groups=groups,
+        expand=2,
+        conv_kernel=4,
+        chunk_size=chunk,
+        num_hidden_layers=1,
+        layer_norm_epsilon=1e-5,
     )
     theirs = Mamba2Mixer(config, layer_idx=0).eval()
     with torch.no_grad():
         for p in theirs.parameters():
             p.copy_(torch.randn_like(p) * 0.3)
         theirs.A_log.copy_(torch.rand(heads))
-    ours = SSM(SSMParams(state=state, head_dim=head_dim, groups=groups, chunk=chunk),
-               ModelSettings(d_model=d, vocab=10, norm_eps=1e-5))
+    ours = SSM(
+        SSMParams(state=state, head_dim=head_dim, groups=groups, chunk=chunk),
+        ModelSettings(d_model=d, vocab=10, norm_eps=1e-5),
+    )
     ours.load_state_dict(theirs.state_dict())  # strict: same names and shapes
     return theirs, ours
 
@@ -179,10 +190,13 @@ def test_activation_bytes_estimate(T, kw):
     assert sum(kept.values()) == pytest.approx(cost.activation_bytes, rel=0.15)
 
 
-@pytest.mark.parametrize("kw, field, match", [
-    ({"head_dim": 48}, "head_dim", r"head_dim=48 does not divide the inner width expand \* d_model = 64"),
-    ({"head_dim": 16, "groups": 3}, "groups", r"groups=3 does not divide the 4 heads; choose one of \[1, 2, 4\]"),
-])
+@pytest.mark.parametrize(
+    "kw, field, match",
+    [
+        ({"head_dim": 48}, "head_dim", r"head_dim=48 does not divide the inner width expand \* d_model = 64"),
+        ({"head_dim": 16, "groups": 3}, "groups", r"groups=3 does not divide the 4 heads; choose one of \[1, 2, 4\]"),
+    ],
+)
 def test_bad_params_name_the_field(kw, field, match):
     with pytest.raises(InvalidParams, match=match) as info:
         SSMParams(**kw).resolve(ModelSettings(d_model=32, vocab=10))

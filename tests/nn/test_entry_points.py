@@ -14,7 +14,7 @@ from archdsl.layers import LayerParams
 from archdsl.layers import registry
 
 PLUGIN = textwrap.dedent(
-    '''
+    """
     import torch
     from pydantic import Field
     from torch import nn
@@ -48,7 +48,7 @@ PLUGIN = textwrap.dedent(
         @classmethod
         def cost(cls, params, model, ctx):
             return Cost(params=1, scan_flops=1.0)
-    '''
+    """
 )
 
 

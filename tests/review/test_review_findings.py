@@ -33,8 +33,12 @@ def run_limited(code: str, limit_gib: int = 6, timeout: int = 120) -> subprocess
         resource.setrlimit(resource.RLIMIT_AS, (limit_gib * 2**30, limit_gib * 2**30))
 
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, preexec_fn=cap,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=cap,
     )
 
 
@@ -65,25 +69,31 @@ def test_cli_build_of_thousands_of_default_width_layers_is_refused_without_trace
     # 1000x(mlp hidden=20000) at the default d_model=512 is 30.7G parameters (123 GB in float32):
     # the layer-count limit (100,000) lets it through and the builder allocates layer after
     # layer until memory runs out (5000x(mlp), 10.8G parameters, does the same, more slowly).
-    result = run_limited("""
+    result = run_limited(
+        """
         import sys
         from archdsl.cli import main
         sys.argv = ["archdsl", "build", "-e", "1000x(mlp hidden=20000)", "--no-tree"]
         main()
-        """, limit_gib=4)
+        """,
+        limit_gib=4,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr[-800:]
     assert "error:" in result.stderr
 
 
 def test_cli_build_with_a_huge_test_sequence_is_refused_without_traceback():
-    result = run_limited("""
+    result = run_limited(
+        """
         import sys
         from archdsl.cli import main
         sys.argv = ["archdsl", "build", "-e", "mlp", "--d-model", "64", "--vocab", "100",
                     "--seq", "100000000", "--no-tree"]
         main()
-        """, limit_gib=4)
+        """,
+        limit_gib=4,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr[-800:]
 
@@ -91,13 +101,17 @@ def test_cli_build_with_a_huge_test_sequence_is_refused_without_traceback():
 def test_loading_an_endless_file_is_an_archdsl_error():
     if not os.path.exists("/dev/zero"):
         pytest.skip("needs /dev/zero")
-    result = run_limited("""
+    result = run_limited(
+        """
         import archdsl
         try:
             archdsl.load("/dev/zero")
         except archdsl.ArchDSLError as err:
             print("ARCHDSL", err)
-        """, limit_gib=2, timeout=60)
+        """,
+        limit_gib=2,
+        timeout=60,
+    )
     assert "ARCHDSL" in result.stdout, result.stderr[-800:]
 
 
@@ -219,8 +233,9 @@ def test_shared_windowed_attention_at_two_depths_steps_like_forward_past_the_win
     three depths (one state per depth), beside parallel branches, over 20 tokens; greedy
     generation must equal a rollout of the full forward."""
     torch.manual_seed(0)
-    spec = archdsl.parse("let g = shared(attn window=3 mlp)\ng (conv | attn window=4 heads=2 kv_heads=1) g rglru g",
-                         d_model=64, vocab=61)
+    spec = archdsl.parse(
+        "let g = shared(attn window=3 mlp)\ng (conv | attn window=4 heads=2 kv_heads=1) g rglru g", d_model=64, vocab=61
+    )
     model = archdsl.build(spec).double().eval()
     ids = torch.randint(0, 61, (2, 20))
     with torch.no_grad():

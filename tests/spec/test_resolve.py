@@ -73,7 +73,9 @@ def test_layer_nodes_hold_complete_parameters():
     "text, message",
     [
         pytest.param("model d_model=7\nssm", "d_model", id="d-model-too-small"),
-        pytest.param("model widht=512\nssm", "did you mean 'width'|unknown model setting 'widht'", id="unknown-setting"),
+        pytest.param(
+            "model widht=512\nssm", "did you mean 'width'|unknown model setting 'widht'", id="unknown-setting"
+        ),
         pytest.param("let a = ssm\nlet a = mlp\na", "defined twice", id="let-twice"),
         pytest.param("let attn = ssm\nattn", "would hide the layer type", id="let-shadows-layer"),
         pytest.param("let b = ssm\nb state=3", "takes no parameters", id="let-with-params"),

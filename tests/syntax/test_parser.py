@@ -83,7 +83,11 @@ def test_one_liner_is_a_complete_program():
 
 def test_design_example_parses_to_header_lets_and_body():
     prog = parse_program(DESIGN_EXAMPLE, "design.arch")
-    assert [(p.key, p.value) for p in prog.header.params] == [("d_model", 512), ("vocab", 32000), ("tie_embeddings", True)]
+    assert [(p.key, p.value) for p in prog.header.params] == [
+        ("d_model", 512),
+        ("vocab", 32000),
+        ("tie_embeddings", True),
+    ]
     assert [let.name for let in prog.lets] == ["mamba", "local", "glob", "hymba"]
     assert prog.lets[0].body == seq(call("ssm", state=64), call("mlp"))
     assert prog.lets[1].body == seq(call("attn", window=512, heads=8, kv_heads=2), call("mlp"))
@@ -100,7 +104,10 @@ def test_design_example_parses_to_header_lets_and_body():
 
 def test_a_name_before_equals_is_a_parameter_and_otherwise_a_new_call():
     assert body("attn window=512 mlp") == (call("attn", window=512), call("mlp"))
-    assert body("attn window = 512 heads=8 mlp hidden=64") == (call("attn", window=512, heads=8), call("mlp", hidden=64))
+    assert body("attn window = 512 heads=8 mlp hidden=64") == (
+        call("attn", window=512, heads=8),
+        call("mlp", hidden=64),
+    )
 
 
 def test_parentheses_group_parallel_and_shared():

@@ -47,7 +47,9 @@ def test_header_shows_width_and_vocab_and_only_changed_settings():
 
 
 def test_layer_shows_only_the_parameters_needed_to_get_it_back():
-    spec = archdsl.parse("attn heads=4 attn heads=8 kv_heads=8 head_dim=64 attn heads=4 head_dim=64 mlp hidden=1408 ssm state=64")
+    spec = archdsl.parse(
+        "attn heads=4 attn heads=8 kv_heads=8 head_dim=64 attn heads=4 head_dim=64 mlp hidden=1408 ssm state=64"
+    )
     # heads=8 etc. are the defaults for d_model=512; head_dim=64 with heads=4 is not implied
     assert print_spec(spec).splitlines()[1] == "attn heads=4 attn attn heads=4 head_dim=64 mlp ssm state=64"
 
@@ -194,7 +196,11 @@ def rolled_text(items: list[str]) -> str:
         pytest.param("ssm ssm ssm attn ssm ssm ssm attn", "2x(3x(ssm) attn)", id="design-example"),
         pytest.param("ssm ssm attn " * 4, "4x(ssm ssm attn)", id="ssm-ssm-attn-x4"),
         pytest.param(("m " * 4 + "a " + "m " * 3) * 4, "4x(4x(m) a 3x(m))", id="jamba-7-to-1"),
-        pytest.param("ssm mlp " * 6 + "attn mlp " + "ssm mlp " * 6, "6x(ssm mlp) attn mlp 6x(ssm mlp)", id="one-attention-in-the-middle"),
+        pytest.param(
+            "ssm mlp " * 6 + "attn mlp " + "ssm mlp " * 6,
+            "6x(ssm mlp) attn mlp 6x(ssm mlp)",
+            id="one-attention-in-the-middle",
+        ),
         pytest.param("ssm " * 24, "24x(ssm)", id="mamba2"),
         pytest.param("attn mlp " * 32, "32x(attn mlp)", id="llama"),
         pytest.param("ssm ssm", "ssm ssm", id="tie-stays-flat"),
@@ -227,7 +233,7 @@ def reference_cost(items: list) -> tuple[int, int]:
             j = i + length
             options = [tuple(map(sum, zip(best[i, k], best[k, j]))) for k in range(i + 1, j)]
             for p in range(1, length // 2 + 1):
-                if length % p == 0 and items[i:j] == items[i:i + p] * (length // p):
+                if length % p == 0 and items[i:j] == items[i : i + p] * (length // p):
                     c, r = best[i, i + p]
                     options.append((c + 1, r + 1))
             best[i, j] = min(options)
@@ -271,7 +277,11 @@ def test_roll_unrolls_to_its_input(items, copies):
         pytest.param(["ssm"] * 1200, "1200x(ssm)", id="uniform"),
         pytest.param((["ssm"] * 7 + ["attn"]) * 150, "150x(7x(ssm) attn)", id="jamba-like"),
         pytest.param((["s", "m"] * 3 + ["a", "m"]) * 130, "130x(3x(s m) a m)", id="period-8-pairs"),
-        pytest.param(([*"abcdefghijklmnopqrstuvwxyz"] * 3 + ["z"] * 50) * 12, "12x(3x(a b c d e f g h i j k l m n o p q r s t u v w x y z) 50x(z))", id="period-past-the-bound"),
+        pytest.param(
+            ([*"abcdefghijklmnopqrstuvwxyz"] * 3 + ["z"] * 50) * 12,
+            "12x(3x(a b c d e f g h i j k l m n o p q r s t u v w x y z) 50x(z))",
+            id="period-past-the-bound",
+        ),
     ],
 )
 def test_roll_of_long_lists_is_fast_and_finds_the_structure(items, expected):
