@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -28,22 +29,30 @@ D_MODEL, LAYERS, VOCAB = 256, 4, 1024
 def measure(case: dict) -> dict:
     torch.manual_seed(0)
     reference, ours = hf_pair(case["kind"], D_MODEL, LAYERS, VOCAB)
-    model = ours if case["impl"] == "archdsl" else reference
     if case["what"] == "train":
+        # both models in one process, timed in alternation, so that drift of this shared
+        # machine's speed falls on both alike; the ratio is of the two medians
         ids = torch.randint(0, VOCAB, (case["batch"], case["seq"]))
-        seconds = time_it(train_step_fn(model, ids), repeats=case["repeats"])
-        return {**case, "seconds": seconds, "tok_s": case["batch"] * case["seq"] / seconds}
+        steps = {"transformers": train_step_fn(reference, ids), "archdsl": train_step_fn(ours, ids)}
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for name, step in steps.items():
+            time_it(step, repeats=1, warmup=0)  # warm-up
+        for _ in range(case["repeats"]):
+            for name, step in steps.items():
+                times[name].append(time_it(step, repeats=1, warmup=0))
+        tokens = case["batch"] * case["seq"]
+        return {**case, **{name: tokens / statistics.median(t) for name, t in times.items()}}
     # decode: fill the state to the context length, then time single-token steps
+    model = ours if case["impl"] == "archdsl" else reference
     model.eval()
-    ctx, new = case["seq"], 16
+    ctx, warmup, new = case["seq"], 8, 64
     ids = torch.randint(0, VOCAB, (1, ctx))
     with torch.no_grad():
         if case["impl"] == "archdsl":
-            state = model.init_state(1, ctx + new + 1)
-            for t in range(ctx):
-                model.step(ids[:, t], state)
+            state = model.init_state(1, ctx + warmup + new + 1)
+            model.prefill(ids, state)
             token = ids[:, -1]
-            seconds = time_it(lambda: model.step(token, state), repeats=new, warmup=0)
+            seconds = time_it(lambda: model.step(token, state), repeats=new, warmup=warmup)
         else:
             out = model(ids, use_cache=True)
             cache = out.past_key_values if hasattr(out, "past_key_values") else out.cache_params
@@ -59,7 +68,7 @@ def measure(case: dict) -> dict:
                 model(token, use_cache=True, **kwargs)
                 position[0] += 1
 
-            seconds = time_it(step, repeats=new, warmup=0)
+            seconds = time_it(step, repeats=new, warmup=warmup)
     return {**case, "seconds": seconds}
 
 
@@ -71,27 +80,23 @@ def main() -> None:
     if args.case:
         print(json.dumps(measure(json.loads(args.case))))
         return
-    repeats = 2 if args.quick else 3
+    repeats = 3 if args.quick else 5
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; d_model {D_MODEL}, {LAYERS} layers, "
         f"vocab {VOCAB}, float32\n"
     )
-    print("training (forward + backward), tokens/s")
+    print("training (forward + backward), tokens/s, medians of alternating steps in one process")
     print(f"{'model':<14}{'tokens':>8}{'batch':>6}{'transformers':>14}{'archdsl':>10}{'ratio':>8}")
     for kind, label in (("mamba2", "4x(ssm)"), ("llama", "4x(attn mlp)")):
         for seq in (2048, 8192):
-            row = {}
-            for impl in ("transformers", "archdsl"):
-                case = {"what": "train", "kind": kind, "impl": impl, "seq": seq, "batch": 1, "repeats": repeats}
-                row[impl] = run_case(Path(__file__), case, timeout=900)
-            ref, ours = row["transformers"], row["archdsl"]
-            cell = lambda r: f"{r['tok_s']:.0f}" if "tok_s" in r else "failed"  # noqa: E731
-            ratio = f"{ours['tok_s'] / ref['tok_s']:.2f}x" if "tok_s" in ref and "tok_s" in ours else "-"
-            print(f"{label:<14}{seq:>8}{1:>6}{cell(ref):>14}{cell(ours):>10}{ratio:>8}", flush=True)
-            for r in (ref, ours):
-                if "error" in r:
-                    print(f"    {r['impl']}: {r['error']}")
-    print("\ndecode latency per token (ms), batch 1")
+            case = {"what": "train", "kind": kind, "seq": seq, "batch": 1, "repeats": repeats}
+            r = run_case(Path(__file__), case, timeout=1800)
+            if "error" in r:
+                print(f"{label:<14}{seq:>8}{1:>6}  failed: {r['error']}", flush=True)
+                continue
+            ratio = r["archdsl"] / r["transformers"]
+            print(f"{label:<14}{seq:>8}{1:>6}{r['transformers']:>14.0f}{r['archdsl']:>10.0f}{ratio:>7.2f}x", flush=True)
+    print("\ndecode latency per token (ms), batch 1, median of 64 steps after 8")
     contexts = (1024, 4096) if args.quick else (1024, 4096, 16384)
     print(f"{'model':<14}{'context':>8}{'transformers':>14}{'archdsl':>10}")
     for kind, label in (("mamba2", "4x(ssm)"), ("llama", "4x(attn mlp)")):
