@@ -182,10 +182,11 @@ def build(
     from archdsl.nn.memory import check_fits
 
     # the test forward pass: activations (an upper bound: what training would keep) and logits
-    forward_bytes = archdsl.cost(spec, seq_len=seq, batch=batch, act_bytes=4).activation_memory
+    graph = archdsl.to_graph(spec)  # lowered once, for the cost and the build
+    forward_bytes = archdsl.cost(graph, seq_len=seq, batch=batch, act_bytes=4).activation_memory
     check_fits(forward_bytes + batch * seq * spec.model.vocab * 4, f"a forward pass of {batch} x {seq} tokens")
     start = time.perf_counter()
-    model = archdsl.build(spec)
+    model = archdsl.build(graph)
     built = time.perf_counter() - start
     ids = torch.randint(0, spec.model.vocab, (batch, seq))
     start = time.perf_counter()

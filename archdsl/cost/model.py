@@ -214,16 +214,13 @@ def _to_graph(target: Any) -> Any:
 
     if isinstance(target, nx.DiGraph):
         return target
-    import archdsl  # late: archdsl/__init__ imports this module
+    from archdsl.api import _as_spec  # spec or text, parsed as to_graph and build do
+    from archdsl.graph.lower import lower
     from archdsl.spec.model import Spec
 
-    if isinstance(target, str):
-        target = archdsl.parse(target)
-    if not isinstance(target, Spec):
-        raise CostError(
-            f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}"
-        )
-    return archdsl.to_graph(target)
+    if not isinstance(target, (Spec, str, bytes)):
+        raise CostError(f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}")
+    return lower(_as_spec(target, "cost"))
 
 
 class _LayerCosts:

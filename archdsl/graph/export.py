@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 
 
@@ -10,13 +12,9 @@ def node_label(graph: nx.DiGraph, node_id: str) -> str:
     attrs = graph.nodes[node_id]
     kind = attrs["kind"]
     if kind == "layer":
-        label = attrs["type"]
-        params = attrs["params"]
-        model = graph.graph["model"]
-        defaults = type(params)().resolve(model)
-        changed = [f"{k}={_value(v)}" for k, v in params if getattr(defaults, k) != v]
-        if changed:
-            label += " " + " ".join(changed)
+        # the parameters the canonical text writes (those a reader could not infer)
+        written = _params_text(attrs["params"], graph.graph["model"])
+        label = f"{attrs['type']} {written}" if written else attrs["type"]
     elif kind == "embed":
         label = f"embed {attrs['width_in']}x{attrs['width_out']}"
     elif kind == "head":
@@ -32,10 +30,11 @@ def node_label(graph: nx.DiGraph, node_id: str) -> str:
     return label
 
 
-def _value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+@functools.lru_cache(maxsize=1024)
+def _params_text(params, model) -> str:
+    from archdsl.syntax.printer import params_text
+
+    return params_text(params, model)
 
 
 def to_dot(graph: nx.DiGraph) -> str:

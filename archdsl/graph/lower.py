@@ -150,7 +150,8 @@ class _Lowerer:
 
 
 def _flat_branch(branch: SeqNode) -> list[LayerNode]:
-    """The layers of one parallel branch in order (repeats unrolled)."""
+    """The layers of one parallel branch in order (repeats unrolled); a branch holds layer calls
+    and repeats of them only, at any depth."""
     layers: list[LayerNode] = []
 
     def walk(node: Node) -> None:

@@ -7,7 +7,7 @@ import keyword
 import re
 from importlib.metadata import entry_points
 
-from archdsl.errors import RegistryError, did_you_mean
+from archdsl.errors import RegistryError
 from archdsl.layers.base import LayerParams
 
 ENTRY_POINT_GROUP = "archdsl.layers"
@@ -86,7 +86,3 @@ def list_layers() -> list[str]:
     """Names of all registered layer types, sorted."""
     _load_entry_points()
     return sorted(_layers)
-
-
-def suggest_layer(name: str) -> str:
-    return did_you_mean(name, list_layers())

@@ -92,9 +92,7 @@ class _Resolver:
         self.lets: dict[str, ast.Let] = {}
         self.resolved_lets: dict[str, list[Node]] = {}
         self.resolving: list[str] = []  # let names being expanded, to report recursion
-        self.layer_cache: dict[tuple, LayerNode] = {}
         self.shared_depth = 0
-        self.branch_depth = 0
         self.inline_groups = 0
 
     def run(self) -> Spec:
@@ -141,21 +139,17 @@ class _Resolver:
         raise TypeError(f"unknown AST node {type(expr).__name__}")  # a bug, not user input
 
     def _parallel(self, expr: ast.Parallel) -> ParallelNode:
-        self.branch_depth += 1
-        try:
-            branches = []
-            for branch in expr.branches:
-                items = self._seq_items(branch)
-                for item in items:
-                    if not isinstance(item, (LayerNode, RepeatNode)):
-                        what = "a parallel group" if isinstance(item, ParallelNode) else "shared(...)"
-                        raise ResolveError(
-                            f"{what} cannot stand inside a parallel branch; a branch is a sequence of layer calls",
-                            item.span or branch.span,
-                        )
-                branches.append(SeqNode(items=tuple(items), span=branch.span))
-        finally:
-            self.branch_depth -= 1
+        branches = []
+        for branch in expr.branches:
+            items = self._seq_items(branch)
+            for item in items:
+                if not isinstance(item, (LayerNode, RepeatNode)):
+                    what = "a parallel group" if isinstance(item, ParallelNode) else "shared(...)"
+                    raise ResolveError(
+                        f"{what} cannot stand inside a parallel branch; a branch is a sequence of layer calls",
+                        item.span or branch.span,
+                    )
+            branches.append(SeqNode(items=tuple(items), span=branch.span))
         return ParallelNode(branches=tuple(branches), span=expr.span)
 
     def _inline_group_name(self) -> str:
@@ -297,14 +291,16 @@ def _check_size(program: ast.Program, lets: dict[str, ast.Let]) -> None:
 
 def _check_parameters(body: SeqNode, model: ModelSettings) -> None:
     """Refuse a model of more than MAX_PARAMS weights, counted from the layers' cost formulas
-    (repeats multiplied, shared groups once) without unrolling or allocating anything."""
+    (repeats multiplied, each shared group once, wherever it is used) without unrolling or
+    allocating anything."""
     from archdsl.cost.value import CostContext
 
     ctx = CostContext(seq_len=1)
     per_layer: dict[tuple[str, LayerParams], int] = {}
-    seen_groups: set[str] = set()
+    groups: dict[str, int] = {}  # shared group -> its weights, counted once at the end
 
     def count(node: Node) -> int:
+        """Weights outside shared groups under ``node``, with repeats multiplied."""
         if isinstance(node, LayerNode):
             key = (node.type, node.params)
             if key not in per_layer:
@@ -317,13 +313,13 @@ def _check_parameters(body: SeqNode, model: ModelSettings) -> None:
         if isinstance(node, ParallelNode):
             return sum(count(branch) for branch in node.branches)
         if isinstance(node, SharedNode):
-            if node.group in seen_groups:
-                return 0
-            seen_groups.add(node.group)
-            return count(node.body)
+            if node.group not in groups:
+                groups[node.group] = count(node.body)
+            return 0
         return 0
 
-    total = count(body) + 2 * model.vocab * model.d_model
+    vocab_weights = (1 if model.tie_embeddings else 2) * model.vocab * model.d_model
+    total = count(body) + sum(groups.values()) + vocab_weights
     if total > limits.MAX_PARAMS:
         raise LimitError(
             f"the program describes about {total:.3g} parameters, more than the limit of {limits.MAX_PARAMS:.0e}",

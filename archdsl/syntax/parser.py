@@ -21,13 +21,14 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from archdsl.errors import ArchDSLError, DSLSyntaxError
+from archdsl.spec.limits import MAX_NESTING
 from archdsl.syntax import ast
 from archdsl.syntax._messages import character_message, key_name, token_message
 
 GRAMMAR_FILE = "archdsl.lark"
 # Deeper nesting than this is certainly a mistake (or an attack); it is refused while the
 # tokens stream past, before any tree is built, so no recursion limit is ever in reach.
-MAX_DEPTH = 64
+MAX_DEPTH = MAX_NESTING  # one limit for parentheses and for nesting through lets
 # A number longer than this is refused before int() sees it (CPython refuses > 4300 digits).
 MAX_NUMBER_CHARS = 100
 

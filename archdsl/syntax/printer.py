@@ -131,7 +131,7 @@ class _Printer:
     def layer(self, node: LayerNode) -> str:
         text = self.param_text.get(node.params)
         if text is None:
-            text = self.param_text[node.params] = _params_text(node.params, self.model)
+            text = self.param_text[node.params] = params_text(node.params, self.model)
         return f"{node.type} {text}" if text else node.type
 
     def _atoms(self, seq: SeqNode) -> list[str]:
@@ -154,7 +154,7 @@ def _rolled_text(x: Any) -> str:
     return x
 
 
-def _params_text(params: LayerParams, model: ModelSettings) -> str:
+def params_text(params: LayerParams, model: ModelSettings) -> str:
     """``key=value ...`` for the fields that must be written for the resolver to give
     ``params`` back."""
     cls = type(params)

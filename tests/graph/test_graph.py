@@ -57,3 +57,9 @@ def test_exports_name_every_node():
     assert dot.startswith("digraph archdsl {") and '"L0" -> "L0.b0.0";' in dot
     assert "attn window=8" in dot and "[shared g]" in dot
     assert mermaid.startswith("flowchart TD") and mermaid.count("-->") == graph.number_of_edges()
+
+
+def test_labels_work_when_a_layers_defaults_would_not_build_at_this_width():
+    # at d_model=48 the ssm default head_dim=64 does not divide the inner width 96
+    graph = archdsl.to_graph(archdsl.parse("model d_model=48\nssm head_dim=32", vocab=10))
+    assert '"L0" [label="ssm head_dim=32"];' in to_dot(graph)
