@@ -100,10 +100,8 @@ class _Resolver:
             if let.name in self.lets:
                 first = self.lets[let.name].span
                 raise ResolveError(f"'{let.name}' is defined twice (first at {first.line}:{first.column})", let.span)
-            if is_layer(let.name):
-                raise ResolveError(
-                    f"'let {let.name}' would hide the layer type '{let.name}'; choose another name", let.span
-                )
+            # a let may take a layer's name (DESIGN.md's own example writes `let mamba = ssm ...`):
+            # in this program the name means the let; the layer type is then out of reach
             self.lets[let.name] = let
         _check_size(self.program, self.lets)
         items = self._seq_items(self.program.body)
@@ -172,7 +170,10 @@ class _Resolver:
         return SharedNode(group=group, body=body, span=expr.span)
 
     def _call(self, call: ast.Call) -> list[Node]:
-        if call.name in self.lets:
+        # inside the expansion of `let attn = attn window=512`, `attn` is the layer (as in
+        # `let x = x + 1`); elsewhere a let name hides a layer of the same name
+        shadowed_layer = call.name in self.resolving and is_layer(call.name)
+        if call.name in self.lets and not shadowed_layer:
             if call.params:
                 raise ResolveError(
                     f"'{call.name}' is a let name and takes no parameters; write them inside its definition",
@@ -203,8 +204,10 @@ class _Resolver:
             try:
                 body = let.body.items
                 if len(body) == 1 and isinstance(body[0], ast.Shared):
-                    # `let glob = shared(...)`: the weight group takes the let's name
-                    self.resolved_lets[name] = [self._shared(body[0], group=name)]
+                    # `let glob = shared(...)`: the weight group takes the let's name, unless it
+                    # is a layer's name, which the printed `let NAME = shared(...)` could not reuse
+                    group = self._inline_group_name() if is_layer(name) else name
+                    self.resolved_lets[name] = [self._shared(body[0], group=group)]
                 else:
                     self.resolved_lets[name] = self._seq_items(let.body)
             finally:

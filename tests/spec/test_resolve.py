@@ -77,7 +77,7 @@ def test_layer_nodes_hold_complete_parameters():
             "model widht=512\nssm", "did you mean 'width'|unknown model setting 'widht'", id="unknown-setting"
         ),
         pytest.param("let a = ssm\nlet a = mlp\na", "defined twice", id="let-twice"),
-        pytest.param("let attn = ssm\nattn", "would hide the layer type", id="let-shadows-layer"),
+        pytest.param("let a = ssm b\nlet b = mlp a\na", "defined in terms of itself", id="let-cycle"),
         pytest.param("let b = ssm\nb state=3", "takes no parameters", id="let-with-params"),
         pytest.param("shared(ssm shared(mlp))", "cannot be nested", id="nested-shared"),
         pytest.param("(ssm | (attn | mlp))", "cannot stand inside a parallel branch", id="parallel-in-branch"),
@@ -89,3 +89,14 @@ def test_resolve_errors_are_positioned(text, message):
         archdsl.parse(text)
     if "model setting" not in str(info.value) or "header" in str(info.value):
         assert info.value.span is not None
+
+
+def test_a_let_may_take_a_layer_name_as_design_md_does():
+    spec = archdsl.parse("let mamba = ssm state=64 mlp\n2x(mamba)")
+    assert [layer.type for layer in spec.layers()] == ["ssm", "mlp"] * 2
+    windowed = archdsl.parse("let attn = attn window=64\nssm attn")  # inside its own let, the layer
+    assert [layer.type for layer in windowed.layers()] == ["ssm", "attn"]
+    assert windowed.layers()[1].params.window == 64
+    shared = archdsl.parse("let attn = shared(attn mlp)\nattn ssm attn")
+    assert [layer.type for layer in shared.layers()] == ["attn", "mlp", "ssm", "attn", "mlp"]
+    assert archdsl.parse(str(shared)) == shared  # the group is printed under a name that is not a layer's
