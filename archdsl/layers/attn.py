@@ -26,9 +26,10 @@ from torch import nn
 
 from archdsl.cost.value import Cost, CostContext
 from archdsl.errors import GenerationError
-from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.base import InvalidParams, LayerParams, divisors
 from archdsl.layers.registry import register_layer
 from archdsl.layers.rope import Rotary, apply_rope
+from archdsl.layers.state import check_batch
 from archdsl.nn.norm import RMSNorm
 from archdsl.spec.model import ModelSettings
 
@@ -37,12 +38,6 @@ from archdsl.spec.model import ModelSettings
 MIN_BLOCK = 64
 # FlexAttention (compiled) for sliding windows on CUDA; ARCHDSL_FLEX_ATTENTION=0 turns it off.
 USE_FLEX = os.environ.get("ARCHDSL_FLEX_ATTENTION", "1") != "0"
-
-
-def divisors(n: int, limit: int = 12) -> str:
-    """``"1, 2, 4, 8"``: the allowed values quoted in error messages (shortened past ``limit``)."""
-    found = [k for k in range(1, n + 1) if n % k == 0]
-    return ", ".join(map(str, found)) if len(found) <= limit else ", ".join(map(str, found[:limit])) + ", ..."
 
 
 class AttnParams(LayerParams):
@@ -167,11 +162,7 @@ class Attention(nn.Module):
     def _check(self, what: str, B: int, T: int, state: AttnState) -> None:
         """GenerationError when ``what`` ("step" or "prefill") of B sequences and T tokens does
         not fit the state."""
-        if B != state.k.shape[0]:
-            raise GenerationError(
-                f"attn: {what} got a batch of {B} sequences but the state was made for {state.k.shape[0]}; "
-                f"call init_state with batch={B}"
-            )
+        check_batch("attn", what, B, state.k.shape[0])
         if state.limit is not None and state.pos + T > state.limit:
             last = state.pos + T - 1
             raise GenerationError(

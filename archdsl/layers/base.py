@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     from archdsl.spec.model import ModelSettings
 
 
+def divisors(n: int, limit: int | None = 12, upto: int | None = None) -> str:
+    """``"1, 2, 4, 8"``: the divisors of n (those up to ``upto`` if given), the allowed values
+    quoted in error messages; shortened with ``", ..."`` past ``limit`` values (None: never)."""
+    found = [k for k in range(1, (n if upto is None else min(n, upto)) + 1) if n % k == 0]
+    if limit is not None and len(found) > limit:
+        return ", ".join(map(str, found[:limit])) + ", ..."
+    return ", ".join(map(str, found))
+
+
 class InvalidParams(ValueError):
     """Raised by :meth:`LayerParams.resolve` for a combination a layer cannot build.
 

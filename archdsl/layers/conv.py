@@ -16,14 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from archdsl.cost.value import Cost, CostContext
-from archdsl.errors import GenerationError
 from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.causal_conv import causal_conv, conv_from, conv_step
 from archdsl.layers.registry import register_layer
+from archdsl.layers.state import check_batch
 from archdsl.spec.model import ModelSettings
 
 
@@ -64,9 +64,7 @@ class ShortConv(nn.Module):
         if reference:
             y = self._conv_reference(bx)
         else:
-            # Left padding of kernel-1 makes the convolution causal with exactly T outputs.
-            bx = F.pad(bx.transpose(1, 2), (self.kernel - 1, 0))  # (B, D, T + kernel - 1)
-            y = F.conv1d(bx, self.conv.weight, groups=bx.shape[1]).transpose(1, 2)  # (B, T, D)
+            y = causal_conv(bx, self.conv.weight)  # (B, T, D)
         return self.out_proj(c * y)
 
     def _conv_reference(self, bx: torch.Tensor) -> torch.Tensor:
@@ -87,30 +85,20 @@ class ShortConv(nn.Module):
     def init_state(self, batch: int, *, max_len: int, device, dtype) -> ConvState:
         return ConvState(conv=torch.zeros(batch, self.conv.in_channels, self.kernel - 1, device=device, dtype=dtype))
 
-    def _check(self, what: str, x: torch.Tensor, state: ConvState) -> None:
-        if x.shape[0] != state.conv.shape[0]:
-            raise GenerationError(
-                f"conv: {what} got a batch of {x.shape[0]} sequences but the state was made for "
-                f"{state.conv.shape[0]}; call init_state with batch={x.shape[0]}"
-            )
-
     def prefill(self, x: torch.Tensor, state: ConvState) -> tuple[torch.Tensor, ConvState]:
         """A whole prompt x (B, T, D) through the conv1d path; the state keeps its last inputs."""
-        self._check("prefill", x, state)
-        T = x.shape[1]
+        check_batch("conv", "prefill", x.shape[0], state.conv.shape[0])
         b, c, h = self.in_proj(x).chunk(3, dim=-1)  # (B, T, D) each
-        # The remembered inputs take the place of forward's zero padding (zeros in a fresh state).
-        window = torch.cat((state.conv.to(x.dtype), (b * h).transpose(1, 2)), dim=-1)  # (B, D, kernel - 1 + T)
-        y = F.conv1d(window, self.conv.weight, groups=window.shape[1]).transpose(1, 2)  # (B, T, D)
-        state.conv.copy_(window[:, :, T:])
+        y, conv = conv_from(b * h, self.conv.weight, None, state.conv)  # (B, T, D)
+        state.conv.copy_(conv)
         return self.out_proj(c * y), state
 
     def step(self, x: torch.Tensor, state: ConvState) -> tuple[torch.Tensor, ConvState]:
-        self._check("step", x, state)
+        check_batch("conv", "step", x.shape[0], state.conv.shape[0])
         b, c, h = self.in_proj(x).chunk(3, dim=-1)  # (B, D) each
-        window = torch.cat((state.conv, (b * h).to(state.conv.dtype)[:, :, None]), dim=-1)  # (B, D, kernel)
-        y = (window * self.conv.weight[:, 0].to(window.dtype)).sum(dim=-1)  # (B, D)
-        state.conv.copy_(window[:, :, 1:])
+        # taps cast to the state's dtype (the other layers' steps promote to the weights' dtype instead)
+        y, conv = conv_step(b * h, self.conv.weight.to(state.conv.dtype), None, state.conv)  # (B, D)
+        state.conv.copy_(conv)
         return self.out_proj(c * y.to(x.dtype)), state
 
     @classmethod

@@ -18,7 +18,6 @@ products within chunks and a pass of the state across chunks; ``reference=True``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -27,9 +26,11 @@ from pydantic import Field
 from torch import nn
 
 from archdsl.cost.value import Cost, CostContext
-from archdsl.errors import GenerationError
 from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.causal_conv import causal_conv, conv_from, conv_step
+from archdsl.layers.init import dt_bias_init
 from archdsl.layers.registry import register_layer
+from archdsl.layers.state import check_batch
 from archdsl.nn.norm import RMSNorm
 from archdsl.spec.model import ModelSettings
 
@@ -168,8 +169,7 @@ class GatedDeltaNet(nn.Module):
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, p.conv, groups=self.conv_dim, bias=False)
         # decay as in Mamba-2 / fla: A in [1, 16], dt in [1e-3, 1e-1] log-uniformly, dt_bias = softplus^-1(dt)
         self.A_log = nn.Parameter(torch.empty(H).uniform_(1.0, 16.0).log())
-        dt = torch.exp(torch.rand(H) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_bias = nn.Parameter(dt_bias_init(H))
         # norm then gate, per head (fla's FusedRMSNormGated, Qwen3NextRMSNormGated); archdsl's
         # GatedRMSNorm gates before normalising (Mamba-2), which is not this model
         self.norm = RMSNorm(V, eps=model.norm_eps)
@@ -200,8 +200,7 @@ class GatedDeltaNet(nn.Module):
             state = self.init_state(B, max_len=T, device=x.device, dtype=x.dtype)
             return torch.stack([self.step(x[:, t], state)[0] for t in range(T)], 1)
         qkv, z, b, a = self._split(self.in_proj(x))
-        qkv = F.pad(qkv.transpose(1, 2), (self.p.conv - 1, 0))  # (B, conv_dim, conv - 1 + T)
-        qkv = F.silu(self.conv1d(qkv)).transpose(1, 2)  # (B, T, conv_dim)
+        qkv = F.silu(causal_conv(qkv, self.conv1d.weight))  # (B, T, conv_dim)
         q, k, v, g, beta = self._qkv_gates(qkv, b, a)
         o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk)
         return self._out(o.to(x.dtype), z)
@@ -214,27 +213,23 @@ class GatedDeltaNet(nn.Module):
 
     def prefill(self, x: torch.Tensor, state: GDNState) -> tuple[torch.Tensor, GDNState]:
         """A whole prompt x (B, T, D) through the chunked rule, from and into ``state``."""
-        if x.shape[0] != state.ssm.shape[0]:
-            raise GenerationError(f"gdn: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
-        T = x.shape[1]
+        check_batch("gdn", "prefill", x.shape[0], state.ssm.shape[0])
         qkv, z, b, a = self._split(self.in_proj(x))
-        # the remembered inputs take the place of forward's zero padding (zeros in a fresh state)
-        window = torch.cat([state.conv.to(qkv.dtype), qkv.transpose(1, 2)], -1)  # (B, conv_dim, conv - 1 + T)
-        qkv = F.silu(self.conv1d(window)).transpose(1, 2)  # (B, T, conv_dim)
+        qkv, conv = conv_from(qkv, self.conv1d.weight, None, state.conv)
+        qkv = F.silu(qkv)  # (B, T, conv_dim)
         q, k, v, g, beta = self._qkv_gates(qkv, b, a)
         o, S = chunk_gated_delta_rule(
             q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk, initial_state=state.ssm
         )
-        state.conv = window[..., T:].to(state.conv.dtype).contiguous()
+        state.conv = conv.to(state.conv.dtype)
         state.ssm = S.to(state.ssm.dtype)
         return self._out(o.to(x.dtype), z), state
 
     def step(self, x: torch.Tensor, state: GDNState) -> tuple[torch.Tensor, GDNState]:
-        if x.shape[0] != state.ssm.shape[0]:
-            raise GenerationError(f"gdn: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        check_batch("gdn", "step", x.shape[0], state.ssm.shape[0])
         qkv, z, b, a = self._split(self.in_proj(x))  # (B, ·)
-        window = torch.cat([state.conv, qkv[..., None].to(state.conv.dtype)], -1)  # (B, conv_dim, conv)
-        qkv = F.silu((window * self.conv1d.weight[:, 0]).sum(-1).to(x.dtype))
+        qkv, conv = conv_step(qkv, self.conv1d.weight, None, state.conv)  # (B, conv_dim)
+        qkv = F.silu(qkv.to(x.dtype))
         q, k, v, g, beta = self._qkv_gates(qkv, b, a)
         o, S = recurrent_gated_delta_rule(
             q[:, None],
@@ -246,7 +241,7 @@ class GatedDeltaNet(nn.Module):
             initial_state=state.ssm,
         )
         # new tensors rather than in-place writes, so the reference path stays differentiable
-        state.conv = window[..., 1:]
+        state.conv = conv
         state.ssm = S.to(state.ssm.dtype)
         return self._out(o[:, 0].to(x.dtype), z), state
 

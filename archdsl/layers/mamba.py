@@ -21,11 +21,12 @@ from pydantic import Field
 from torch import nn
 
 from archdsl.cost.value import Cost, CostContext
-from archdsl.errors import GenerationError
 from archdsl.layers.base import LayerParams
+from archdsl.layers.causal_conv import causal_conv_silu, causal_conv_silu_from, conv_step
+from archdsl.layers.init import dt_bias_init
 from archdsl.layers.registry import register_layer
 from archdsl.layers.selective_scan import SUB, selective_scan_chunked, selective_scan_reference
-from archdsl.layers.ssm import causal_conv_silu, causal_conv_silu_from
+from archdsl.layers.state import check_batch
 from archdsl.spec.model import ModelSettings
 
 
@@ -71,8 +72,7 @@ class Mamba(nn.Module):
         self.out_proj = nn.Linear(E, D, bias=False)
         with torch.no_grad():
             self.dt_proj.weight.uniform_(-(R**-0.5), R**-0.5)
-            dt = torch.exp(torch.rand(E) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
-            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+            self.dt_proj.bias.copy_(dt_bias_init(E))
             self.conv1d.bias.zero_()
 
     def _ssm_inputs(self, xc: torch.Tensor):
@@ -94,7 +94,7 @@ class Mamba(nn.Module):
             dt, B, C, A = self._ssm_inputs(xc)
             y, _ = selective_scan_reference(xc, dt, A, B, C)
         else:
-            xc = causal_conv_silu(xs, self.conv1d)
+            xc = causal_conv_silu(xs, self.conv1d.weight, self.conv1d.bias)
             dt, B, C, A = self._ssm_inputs(xc)
             y, _ = selective_scan_chunked(xc, dt, A, B, C, chunk=self.p.chunk)
         return self._out(y.to(xc.dtype), xc, z, x.dtype)
@@ -108,10 +108,9 @@ class Mamba(nn.Module):
 
     def prefill(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
         """A whole prompt x (B, T, D) through the chunked scan, from and into ``state``."""
-        if x.shape[0] != state.ssm.shape[0]:
-            raise GenerationError(f"mamba: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        check_batch("mamba", "prefill", x.shape[0], state.ssm.shape[0])
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, E) each
-        xc, conv = causal_conv_silu_from(xs, self.conv1d, state.conv)
+        xc, conv = causal_conv_silu_from(xs, self.conv1d.weight, self.conv1d.bias, state.conv)
         dt, B, C, A = self._ssm_inputs(xc)
         y, final = selective_scan_chunked(xc, dt, A, B, C, chunk=self.p.chunk, initial_state=state.ssm)
         state.conv = conv.to(state.conv.dtype)
@@ -119,17 +118,16 @@ class Mamba(nn.Module):
         return self._out(y.to(xc.dtype), xc, z, x.dtype), state
 
     def step(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
-        if x.shape[0] != state.ssm.shape[0]:
-            raise GenerationError(f"mamba: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        check_batch("mamba", "step", x.shape[0], state.ssm.shape[0])
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # (B, E)
-        window = torch.cat([state.conv, xs[..., None].to(state.conv.dtype)], -1)  # (B, E, conv)
-        xc = F.silu((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias).to(x.dtype)
+        pre, conv = conv_step(xs, self.conv1d.weight, self.conv1d.bias, state.conv)  # (B, E)
+        xc = F.silu(pre).to(x.dtype)
         dt, B, C, A = self._ssm_inputs(xc)
         dt = dt.float()[..., None]  # (B, E, 1)
         h = torch.exp(dt * A) * state.ssm.float() + dt * xc.float()[..., None] * B.float()[:, None, :]
         y = torch.einsum("ben,bn->be", h, C.float())
         # new tensors rather than in-place writes, so a loop of steps stays differentiable
-        state.conv = window[..., 1:]
+        state.conv = conv
         state.ssm = h.to(state.ssm.dtype)
         return self._out(y.to(xc.dtype), xc, z, x.dtype), state
 

@@ -30,9 +30,10 @@ from pydantic import Field
 from torch import nn
 
 from archdsl.cost.value import Cost, CostContext
-from archdsl.errors import GenerationError
-from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.base import InvalidParams, LayerParams, divisors
+from archdsl.layers.causal_conv import causal_conv, conv_from, conv_step
 from archdsl.layers.registry import register_layer
+from archdsl.layers.state import check_batch
 from archdsl.spec.model import ModelSettings
 
 _MAX_SQRT_GRADIENT = 1000.0  # Griffin's bound on d sqrt(x) / dx, against NaNs when a_t -> 1
@@ -55,9 +56,9 @@ class RGLRUParams(LayerParams):
         if heads is None:
             heads = max(h for h in range(1, max(1, model.d_model // 128) + 1) if width % h == 0)
         elif width % heads:
-            divisors = [h for h in range(1, min(width, 64) + 1) if width % h == 0]
             raise InvalidParams(
-                "heads", f"heads={heads} must divide width={width}; choose one of {', '.join(map(str, divisors))}"
+                "heads",
+                f"heads={heads} must divide width={width}; choose one of {divisors(width, limit=None, upto=64)}",
             )
         return self.model_copy(update={"width": width, "heads": heads})
 
@@ -167,8 +168,7 @@ class RGLRU(nn.Module):
             state = self.init_state(B, max_len=T, device=x.device, dtype=x.dtype)
             return torch.stack([self.step(x[:, t], state)[0] for t in range(T)], 1)
         y = F.gelu(self.linear_y(x), approximate="tanh")  # (B, T, W)
-        xb = F.pad(self.linear_x(x).transpose(1, 2), (self.p.conv - 1, 0))  # (B, W, conv - 1 + T)
-        xb = self.conv1d(xb).transpose(1, 2)  # (B, T, W)
+        xb = causal_conv(self.linear_x(x), self.conv1d.weight, self.conv1d.bias)  # (B, T, W)
         a, u = self._gates(xb)
         h = LinearScan.apply(a, u, u.new_zeros(B, self.p.width))  # (B, T, W) float32
         return self.linear_out(h.to(x.dtype) * y)
@@ -181,29 +181,24 @@ class RGLRU(nn.Module):
 
     def prefill(self, x: torch.Tensor, state: RGLRUState) -> tuple[torch.Tensor, RGLRUState]:
         """A whole prompt x (B, T, D) through the scan, from and into ``state``."""
-        if x.shape[0] != state.h.shape[0]:
-            raise GenerationError(f"rglru: a batch of {x.shape[0]} given to a state made for {state.h.shape[0]}")
-        T = x.shape[1]
+        check_batch("rglru", "prefill", x.shape[0], state.h.shape[0])
         y = F.gelu(self.linear_y(x), approximate="tanh")  # (B, T, W)
-        xb = self.linear_x(x).transpose(1, 2)  # (B, W, T)
-        # the remembered inputs take the place of forward's zero padding (zeros in a fresh state)
-        window = torch.cat([state.conv.to(xb.dtype), xb], -1)  # (B, W, conv - 1 + T)
-        a, u = self._gates(self.conv1d(window).transpose(1, 2))  # (B, T, W) each
+        xb, conv = conv_from(self.linear_x(x), self.conv1d.weight, self.conv1d.bias, state.conv)
+        a, u = self._gates(xb)  # (B, T, W) each
         h = LinearScan.apply(a, u, state.h.to(u.dtype))  # h_0 enters decayed by a_1 .. a_t
-        state.conv = window[..., T:].to(state.conv.dtype).contiguous()
+        state.conv = conv.to(state.conv.dtype)
         state.h = h[:, -1].to(state.h.dtype, copy=True)  # a copy: no view keeping all of h alive
         return self.linear_out(h.to(x.dtype) * y), state
 
     def step(self, x: torch.Tensor, state: RGLRUState) -> tuple[torch.Tensor, RGLRUState]:
-        if x.shape[0] != state.h.shape[0]:
-            raise GenerationError(f"rglru: a batch of {x.shape[0]} given to a state made for {state.h.shape[0]}")
+        check_batch("rglru", "step", x.shape[0], state.h.shape[0])
         y = F.gelu(self.linear_y(x), approximate="tanh")  # (B, W)
-        window = torch.cat([state.conv, self.linear_x(x)[..., None].to(state.conv.dtype)], -1)  # (B, W, conv)
-        xb = ((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias).to(x.dtype)
+        xb, conv = conv_step(self.linear_x(x), self.conv1d.weight, self.conv1d.bias, state.conv)  # (B, W)
+        xb = xb.to(x.dtype)
         a, u = self._gates(xb)
         h = a * state.h.to(a.dtype) + u
         # new tensors rather than in-place writes, so the reference path stays differentiable
-        state.conv = window[..., 1:]
+        state.conv = conv
         state.h = h.to(state.h.dtype)
         return self.linear_out(h.to(x.dtype) * y), state
 

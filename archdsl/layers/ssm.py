@@ -11,7 +11,6 @@ gated RMSNorm ``norm(y * silu(z))``; an output projection. The projection rows a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,10 +19,12 @@ from pydantic import Field
 from torch import nn
 
 from archdsl.cost.value import Cost, CostContext
-from archdsl.errors import GenerationError
-from archdsl.layers.base import InvalidParams, LayerParams
+from archdsl.layers.base import InvalidParams, LayerParams, divisors
+from archdsl.layers.causal_conv import causal_conv_silu, causal_conv_silu_from, conv_step
+from archdsl.layers.init import dt_bias_init
 from archdsl.layers.registry import register_layer
 from archdsl.layers.ssd import MAX_MATRIX_CHUNKS, ssd_chunked, ssd_reference
+from archdsl.layers.state import check_batch
 from archdsl.nn.norm import GatedRMSNorm
 from archdsl.spec.model import ModelSettings
 
@@ -39,71 +40,18 @@ class SSMParams(LayerParams):
     def resolve(self, model: ModelSettings) -> SSMParams:
         inner = self.expand * model.d_model
         if inner % self.head_dim:
-            divisors = [d for d in range(1, min(inner, 256) + 1) if inner % d == 0]
             raise InvalidParams(
                 "head_dim",
                 f"head_dim={self.head_dim} does not divide the inner width "
-                f"expand * d_model = {inner}; choose one of {divisors}",
+                f"expand * d_model = {inner}; choose one of [{divisors(inner, limit=None, upto=256)}]",
             )
         heads = inner // self.head_dim
         if heads % self.groups:
-            divisors = [d for d in range(1, heads + 1) if heads % d == 0]
             raise InvalidParams(
-                "groups", f"groups={self.groups} does not divide the {heads} heads; choose one of {divisors}"
+                "groups",
+                f"groups={self.groups} does not divide the {heads} heads; choose one of [{divisors(heads, limit=None)}]",
             )
         return self
-
-
-class _CausalConvSiLU(torch.autograd.Function):
-    """``silu(bias + sum_k w[:, k] * x[t - K + 1 + k])``: a causal depthwise conv in (B, T, C) layout.
-
-    Shifted multiply-adds rather than ``F.conv1d``: the sequence stays channels-last (no
-    transposes, whose strided layout made SiLU's backward several times slower), and CPU
-    depthwise conv backward was both slow and erratic on shared cores.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        Bsz, T, C = x.shape
-        K = weight.shape[-1]
-        xp = x.new_empty(Bsz, K - 1 + T, C)  # zero history before the first token
-        xp[:, : K - 1].zero_()
-        xp[:, K - 1 :].copy_(x)
-        pre = xp[:, K - 1 :] * weight[:, K - 1]
-        for k in range(K - 1):
-            pre.addcmul_(xp[:, k : k + T], weight[:, k])
-        pre += bias
-        ctx.save_for_backward(xp, weight, pre)
-        return F.silu(pre)
-
-    @staticmethod
-    def backward(ctx, dy):
-        xp, weight, pre = ctx.saved_tensors
-        T, K = pre.shape[1], weight.shape[-1]
-        dpre = torch.ops.aten.silu_backward(dy.contiguous(), pre)
-        dx = dpre * weight[:, K - 1]
-        for k in range(K - 1):
-            shift = K - 1 - k  # x[t] reaches the outputs t + shift through w[:, k]
-            if shift < T:
-                dx[:, : T - shift].addcmul_(dpre[:, shift:], weight[:, k])
-        dw = torch.stack([torch.linalg.vecdot(dpre, xp[:, k : k + T], dim=1).sum(0) for k in range(K)], -1)
-        return dx, dw, dpre.sum((0, 1))
-
-
-def causal_conv_silu(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """The depthwise causal conv of Mamba with SiLU, on x (B, T, C) -> (B, T, C)."""
-    return _CausalConvSiLU.apply(x, conv.weight[:, 0], conv.bias)
-
-
-def causal_conv_silu_from(x: torch.Tensor, conv: nn.Conv1d, past: torch.Tensor):
-    """:func:`causal_conv_silu` over x (B, T, C) continuing from ``past`` (B, C, K - 1), the last
-    inputs before x, oldest first, as ``step`` keeps them (zeros: no history). Returns the output
-    (B, T, C) and the new ``past`` (B, C, K - 1): the last K - 1 inputs of ``past`` then x."""
-    T = x.shape[1]
-    full = torch.cat([past.transpose(1, 2).to(x.dtype), x], 1)  # (B, K - 1 + T, C)
-    # the conv pads with K - 1 zeros of its own: their outputs are dropped, the rest read past
-    out = causal_conv_silu(full, conv)[:, full.shape[1] - T :]
-    return out, full[:, T:].transpose(1, 2).contiguous()
 
 
 @dataclass
@@ -131,8 +79,7 @@ class SSM(nn.Module):
         H = self.heads
         # HF's init_mamba2_weights: dt log-uniform in [1e-3, 1e-1] (floor 1e-4) stored as
         # softplus^-1(dt); A = 1 .. H (S4D-real); D = 1; HF also zeroes the conv bias
-        dt = torch.exp(torch.rand(H) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_bias = nn.Parameter(dt_bias_init(H))
         self.A_log = nn.Parameter(torch.log(torch.arange(1, H + 1, dtype=torch.float32)))
         self.D = nn.Parameter(torch.ones(H))
         self.norm = GatedRMSNorm(self.inner, eps=model.norm_eps, groups=p.groups)
@@ -168,7 +115,7 @@ class SSM(nn.Module):
             xs, B, C, dt, A = self._ssm_inputs(xBC, dt)
             y, _ = ssd_reference(xs, dt, A, B, C)
         else:
-            xs, B, C, dt, A = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d), dt)
+            xs, B, C, dt, A = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d.weight, self.conv1d.bias), dt)
             y, _ = ssd_chunked(xs, dt, A, B, C, chunk=self.p.chunk)  # (B, T, H, P)
         return self._out(y.to(xs.dtype), xs, z, x.dtype)
 
@@ -181,10 +128,9 @@ class SSM(nn.Module):
 
     def prefill(self, x: torch.Tensor, state: SSMState) -> tuple[torch.Tensor, SSMState]:
         """A whole prompt x (B, T, D) through the chunked SSD, from and into ``state``."""
-        if x.shape[0] != state.ssm.shape[0]:
-            raise GenerationError(f"ssm: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        check_batch("ssm", "prefill", x.shape[0], state.ssm.shape[0])
         z, xBC, dt = self._split(self.in_proj(x))
-        xBC, conv = causal_conv_silu_from(xBC, self.conv1d, state.conv)  # (B, T, conv_dim)
+        xBC, conv = causal_conv_silu_from(xBC, self.conv1d.weight, self.conv1d.bias, state.conv)  # (B, T, conv_dim)
         xs, B, C, dt, A = self._ssm_inputs(xBC, dt)
         y, final = ssd_chunked(xs, dt, A, B, C, chunk=self.p.chunk, initial_state=state.ssm)  # (B, T, H, P)
         state.conv = conv.to(state.conv.dtype)
@@ -192,11 +138,10 @@ class SSM(nn.Module):
         return self._out(y.to(xs.dtype), xs, z, x.dtype), state
 
     def step(self, x: torch.Tensor, state: SSMState) -> tuple[torch.Tensor, SSMState]:
-        if x.shape[0] != state.ssm.shape[0]:
-            raise GenerationError(f"ssm: a batch of {x.shape[0]} given to a state made for {state.ssm.shape[0]}")
+        check_batch("ssm", "step", x.shape[0], state.ssm.shape[0])
         z, xBC, dt = self._split(self.in_proj(x))  # (B, ·)
-        window = torch.cat([state.conv, xBC[..., None].to(state.conv.dtype)], -1)  # (B, conv_dim, conv)
-        xBC = F.silu((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias).to(x.dtype)
+        pre, conv = conv_step(xBC, self.conv1d.weight, self.conv1d.bias, state.conv)  # (B, conv_dim)
+        xBC = F.silu(pre).to(x.dtype)
         xs, B, C, dt, A = self._ssm_inputs(xBC, dt)
         hg = self.heads // self.p.groups
         B, C = B.float().repeat_interleave(hg, 1), C.float().repeat_interleave(hg, 1)  # (B, H, N)
@@ -205,7 +150,7 @@ class SSM(nn.Module):
         h = h + (dt[..., None] * xs.float())[..., None] * B[:, :, None, :]  # (B, H, P, N)
         y = torch.einsum("bhpn,bhn->bhp", h, C)
         # new tensors rather than in-place writes, so a loop of steps stays differentiable
-        state.conv = window[..., 1:]
+        state.conv = conv
         state.ssm = h.to(state.ssm.dtype)
         return self._out(y.to(xs.dtype), xs, z, x.dtype), state
 

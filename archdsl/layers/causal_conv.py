@@ -1,0 +1,91 @@
+"""The causal depthwise convolution of the conv, ssm, mamba, gdn and rglru layers.
+
+``weight`` is an ``nn.Conv1d`` depthwise weight (C, 1, K) and ``bias`` (C) or None; output t
+reads inputs t - K + 1 .. t (Conv1d is a cross-correlation: the last tap multiplies the current
+input). Generation keeps ``past`` (B, C, K - 1): the last K - 1 inputs, oldest first (zeros: no
+history). The functions return pre-activations, except the ``_silu`` pair that fuses SiLU;
+activations and dtype casts stay with the callers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def causal_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x (B, T, C) -> (B, T, C) by ``F.conv1d`` on the sequence padded on the left with K - 1 zeros."""
+    xp = F.pad(x.transpose(1, 2), (weight.shape[-1] - 1, 0))  # (B, C, K - 1 + T)
+    return F.conv1d(xp, weight, bias, groups=xp.shape[1]).transpose(1, 2)
+
+
+def conv_from(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, past: torch.Tensor):
+    """:func:`causal_conv` over x (B, T, C) continuing from ``past``. Returns the output (B, T, C)
+    and the new past (B, C, K - 1): the last K - 1 inputs of ``past`` then x."""
+    T = x.shape[1]
+    # the remembered inputs take the place of the zero padding (zeros in a fresh state)
+    window = torch.cat([past.to(x.dtype), x.transpose(1, 2)], -1)  # (B, C, K - 1 + T)
+    out = F.conv1d(window, weight, bias, groups=window.shape[1]).transpose(1, 2)  # (B, T, C)
+    return out, window[..., T:].contiguous()
+
+
+def conv_step(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, past: torch.Tensor):
+    """One token x (B, C) after ``past``, in ``past``'s dtype. Returns the output (B, C) and the
+    new past (B, C, K - 1), a new tensor (no in-place write, so a loop of steps stays differentiable)."""
+    window = torch.cat([past, x[..., None].to(past.dtype)], -1)  # (B, C, K)
+    out = (window * weight[:, 0]).sum(-1)
+    if bias is not None:
+        out = out + bias
+    return out, window[..., 1:]
+
+
+class _CausalConvSiLU(torch.autograd.Function):
+    """``silu(bias + sum_k w[:, k] * x[t - K + 1 + k])``: a causal depthwise conv in (B, T, C) layout.
+
+    Shifted multiply-adds rather than ``F.conv1d``: the sequence stays channels-last (no
+    transposes, whose strided layout made SiLU's backward several times slower), and CPU
+    depthwise conv backward was both slow and erratic on shared cores.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        Bsz, T, C = x.shape
+        K = weight.shape[-1]
+        xp = x.new_empty(Bsz, K - 1 + T, C)  # zero history before the first token
+        xp[:, : K - 1].zero_()
+        xp[:, K - 1 :].copy_(x)
+        pre = xp[:, K - 1 :] * weight[:, K - 1]
+        for k in range(K - 1):
+            pre.addcmul_(xp[:, k : k + T], weight[:, k])
+        pre += bias
+        ctx.save_for_backward(xp, weight, pre)
+        return F.silu(pre)
+
+    @staticmethod
+    def backward(ctx, dy):
+        xp, weight, pre = ctx.saved_tensors
+        T, K = pre.shape[1], weight.shape[-1]
+        dpre = torch.ops.aten.silu_backward(dy.contiguous(), pre)
+        dx = dpre * weight[:, K - 1]
+        for k in range(K - 1):
+            shift = K - 1 - k  # x[t] reaches the outputs t + shift through w[:, k]
+            if shift < T:
+                dx[:, : T - shift].addcmul_(dpre[:, shift:], weight[:, k])
+        dw = torch.stack([torch.linalg.vecdot(dpre, xp[:, k : k + T], dim=1).sum(0) for k in range(K)], -1)
+        return dx, dw, dpre.sum((0, 1))
+
+
+def causal_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``silu(causal_conv(x, weight, bias))`` on x (B, T, C) by :class:`_CausalConvSiLU` (the fast
+    path of ssm and mamba, which always have a bias)."""
+    return _CausalConvSiLU.apply(x, weight[:, 0], bias)
+
+
+def causal_conv_silu_from(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, past: torch.Tensor):
+    """:func:`causal_conv_silu` over x (B, T, C) continuing from ``past``. Returns the output
+    (B, T, C) and the new past (B, C, K - 1): the last K - 1 inputs of ``past`` then x."""
+    T = x.shape[1]
+    full = torch.cat([past.transpose(1, 2).to(x.dtype), x], 1)  # (B, K - 1 + T, C)
+    # the conv pads with K - 1 zeros of its own: their outputs are dropped, the rest read past
+    out = causal_conv_silu(full, weight, bias)[:, full.shape[1] - T :]
+    return out, full[:, T:].transpose(1, 2).contiguous()
