@@ -87,3 +87,8 @@ def test_fmt_write_keeps_the_opening_comments(tmp_path):
     result = run("fmt", "--write", str(path))
     assert result.exit_code == 0, result.output
     assert path.read_text() == "# Source: a paper, 2024\n# second line\nmodel d_model=64 vocab=10\n2x(ssm mlp)\n"
+
+
+def test_cost_plot_to_a_missing_folder_is_a_clear_error(tmp_path):
+    result = run("cost", "-e", "ssm", "--seq", "2k", "--plot", str(tmp_path / "no" / "such" / "x.png"))
+    assert result.exit_code == 1 and "error: cannot write the plot to" in result.output

@@ -11,6 +11,7 @@ from rich.table import Table
 
 import archdsl
 from archdsl.cli.app import app, console, fail, reports_errors
+from archdsl.errors import ArchDSLError
 from archdsl.spec.model import Spec
 
 FileArg = typer.Argument(None, help="an .arch file", show_default=False)
@@ -60,7 +61,10 @@ def fmt(
             fail("--write needs a FILE")
         # keep the file's opening comment block (the examples cite their sources there); the
         # canonical text itself has no comments and expands every let but the shared groups
-        original = file.read_text(encoding="utf-8").splitlines()
+        try:
+            original = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArchDSLError(f"cannot read '{file}': {exc}") from None
         header = []
         for line in original:
             if line.strip() and not line.lstrip().startswith("#"):
@@ -68,7 +72,10 @@ def fmt(
             header.append(line)
         while header and not header[-1].strip():
             header.pop()
-        file.write_text("\n".join(header) + ("\n" if header else "") + text, encoding="utf-8")
+        try:
+            file.write_text("\n".join(header) + ("\n" if header else "") + text, encoding="utf-8")
+        except OSError as exc:
+            raise ArchDSLError(f"cannot write '{file}': {exc.strerror or exc}") from None
         console.print(f"rewrote {file} (opening comments kept; let names other than shared groups expanded)")
     else:
         typer.echo(text, nl=not text.endswith("\n"))

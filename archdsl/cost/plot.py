@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archdsl.cost.model import ModelCost, cost
+from archdsl.errors import ArchDSLError
 
 
 def length_grid(seqs: Sequence[int], points: int = 33) -> list[int]:
@@ -88,6 +89,10 @@ def plot_costs(models: Mapping[str, Any], seqs: Sequence[int], path: str | Path,
     ax_share.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax_flops.legend(fontsize=8)
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=120)
+    except (OSError, ValueError) as exc:  # a missing folder, an unknown image format
+        raise ArchDSLError(f"cannot write the plot to '{path}': {exc}") from None
+    finally:
+        plt.close(fig)
     return path
