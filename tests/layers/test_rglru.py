@@ -17,6 +17,7 @@ from archdsl.layers.registry import get_layer
 from archdsl.layers.rglru import RGLRU, LinearScan, RGLRUParams
 from archdsl.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
+from tests.layers.helpers import saved_activation_bytes
 
 MODEL = ModelSettings(d_model=48)
 
@@ -169,17 +170,8 @@ def test_activation_estimate_near_measured():
     layer = make(torch.float32)
     T = 64
     cost = RGLRU.cost(layer.p, MODEL, CostContext(seq_len=T, act_bytes=4))
-    weights = {w.untyped_storage().data_ptr() for w in layer.parameters()}
-    saved = {}
-
-    def pack(t):
-        if t.untyped_storage().data_ptr() not in weights:
-            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        layer(torch.randn(1, T, 48, requires_grad=True))
-    assert cost.activation_bytes == pytest.approx(sum(saved.values()), rel=0.15)
+    saved = saved_activation_bytes(layer, torch.randn(1, T, 48, requires_grad=True))
+    assert cost.activation_bytes == pytest.approx(saved, rel=0.15)
 
 
 def test_bfloat16_runs_close_to_float32():

@@ -16,6 +16,7 @@ from archdsl.layers.ssd import ssd_chunked, ssd_reference
 from archdsl.layers.ssm import SSM, SSMParams, ssd_product_flops
 from archdsl.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
+from tests.layers.helpers import assert_grads_close, grads, saved_activation_bytes
 
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba2.modeling_mamba2 import Mamba2Mixer  # noqa: E402
@@ -29,19 +30,6 @@ def make(d: int = 32, **kw) -> SSM:
         layer.norm.weight.uniform_(0.5, 1.5)
         layer.D.uniform_(0.5, 1.5)
     return layer
-
-
-def grads(layer, x, y):
-    gy = torch.randn_like(y, generator=torch.Generator().manual_seed(1))
-    names = [n for n, _ in layer.named_parameters()]
-    g = torch.autograd.grad((y * gy).sum(), [x, *layer.parameters()])
-    return dict(zip(["x", *names], g))
-
-
-def assert_grads_close(ga, gb, rtol=1e-4, atol=1e-5):
-    for name in ga:
-        scale = gb[name].abs().max().clamp(min=1.0)
-        torch.testing.assert_close(ga[name] / scale, gb[name] / scale, rtol=rtol, atol=atol, msg=name)
 
 
 def test_registered():
@@ -175,19 +163,9 @@ def test_flops_match_flop_counter(T, chunk):
 def test_activation_bytes_estimate(T, kw):
     """The estimate is within 15% of what autograd keeps for backward (parameters left out)."""
     layer = make(**kw)
-    params = {p.untyped_storage().data_ptr() for p in layer.parameters()}
-    kept = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            kept[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        layer(torch.randn(1, T, 32, requires_grad=True))
+    kept = saved_activation_bytes(layer, torch.randn(1, T, 32, requires_grad=True))
     cost = SSM.cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=T, act_bytes=4))
-    assert sum(kept.values()) == pytest.approx(cost.activation_bytes, rel=0.15)
+    assert kept == pytest.approx(cost.activation_bytes, rel=0.15)
 
 
 @pytest.mark.parametrize(
