@@ -27,9 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-
-from common import run_case  # noqa: E402
+import torch
+from common import run_case
 
 VOCAB = 256
 # Operators that are matrix products (their self time is "in matrix products"); attention's
@@ -160,7 +159,7 @@ def main() -> None:
             res = r["results"]
             mm = res["matmul"]
             print(f"  matmul rate at these sizes: {mm['gflops']:.0f} GFLOP/s")
-            print(f"  | X | ms / step | GFLOP/s | of matmul | vs attn | outside matmul | largest outside |")
+            print("  | X | ms / step | GFLOP/s | of matmul | vs attn | outside matmul | largest outside |")
             print("  |---|---|---|---|---|---|---|")
             for name in layers:
                 x = res[name]
