@@ -92,6 +92,8 @@ def profile_share(step, steps: int = 3) -> tuple[float, list[tuple[str, float]]]
 
 
 def measure(case: dict) -> dict:
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
     d, batch, seq = case["d_model"], case["batch"], case["seq"]
     steps = {name: build_step(name, d, batch, seq) for name in case["layers"]}
     steps["matmul"] = matmul_step(d, batch * seq)
@@ -128,6 +130,7 @@ def main() -> None:
     parser.add_argument("--shape", action="append", help="BATCHxSEQ (repeatable; default 64x128 and 16x512)")
     parser.add_argument("--layers", help="comma-separated layer names (default: every registered layer)")
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 9, 5 with --quick)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(measure(json.loads(args.case))))
@@ -138,7 +141,7 @@ def main() -> None:
     rounds = args.rounds or (5 if args.quick else 9)
     shapes = [tuple(int(v) for v in s.lower().split("x")) for s in (args.shape or ["64x128", "16x512"])]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, vocab {VOCAB}, AdamW; "
+        f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, float32, vocab {VOCAB}, AdamW; "
         f"`2x(X mlp)`; medians of {rounds} alternating rounds in one process per table"
     )
     for d in args.d_model or [64, 128]:
@@ -150,6 +153,7 @@ def main() -> None:
                 "layers": layers,
                 "rounds": rounds,
                 "profile": not args.quick,
+                "threads": args.threads,
             }
             r = run_case(Path(__file__), case, timeout=3600)
             print(f"\nd_model {d}, batch {batch} x {seq} tokens", flush=True)
