@@ -172,9 +172,10 @@ class _Layout:
         """Split items (embedding, columns, head) into rows no wider than ``max_width``.
 
         The split minimises, over all splits (dynamic programming, as a paragraph is broken
-        into lines): ten per unit of structure cut at each break (``Structure.break_costs``),
-        plus, per row, one and three times the square of its unused fraction, so rows are few
-        and even, and the last row is not a stub."""
+        into lines), ten times the square of the structure cut at each break (see
+        ``Structure.break_costs``; squared, a break inside a copy costs four breaks between
+        copies) plus, per row, one and three times the square of its unused fraction: rows are
+        few and even, and the last row is not a stub."""
         n = len(widths)
         inner = self.s.break_costs()
 
@@ -192,7 +193,7 @@ class _Layout:
                 if used > self.max_width and start < end - 1:
                     break
                 slack = max(0.0, 1 - used / self.max_width)
-                score = best[start] + 1 + 3 * slack * slack + (10 * cut(end - 1) if end < n else 0)
+                score = best[start] + 1 + 3 * slack * slack + (10 * cut(end - 1) ** 2 if end < n else 0)
                 if score < best[end]:
                     best[end], start_of[end] = score, start
         rows, end = [], n
@@ -216,13 +217,13 @@ class _Layout:
                 self.x[item] = x
                 x += sizes[item][0] + COL_GAP
             right = max(right, x - COL_GAP)
-        width = max(MIN_WIDTH, right + MARGIN)
+        width = float(math.ceil(max(MIN_WIDTH, right + MARGIN)))  # whole pixels: the PNG has them
         pic = Picture(width, 0.0, name, "\n".join(program + caption))
         y = self.header(pic, name, program)
         for number, row in enumerate(rows):
             y = self.row(pic, number, row, sizes, y, last=number == len(rows) - 1)
         y = self.wrapped(pic, caption, MARGIN, y + 4, width - 2 * MARGIN, 11.0, "#333333", "caption")
-        pic.height = y + MARGIN
+        pic.height = float(math.ceil(y + MARGIN))
         return pic
 
     def header(self, pic: Picture, name: str, program: list[str]) -> float:
