@@ -7,13 +7,13 @@ import io
 import re
 from pathlib import Path
 
-import archdsl
 import matplotlib.image
 import pytest
-from archdsl.cli import app
-from archdsl.draw import layout, to_png, to_svg
 from typer.testing import CliRunner
 
+import archdsl
+from archdsl.cli import app
+from archdsl.draw import layout, to_png, to_svg
 from tests.draw.svgread import elements
 
 ROOT = Path(__file__).resolve().parents[2]

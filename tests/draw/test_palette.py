@@ -10,6 +10,7 @@ import itertools
 import math
 
 import pytest
+
 from archdsl.draw.palette import LAYER_COLOURS, OTHER_COLOURS, text_colour
 from archdsl.layers.registry import list_layers
 
@@ -70,7 +71,7 @@ def test_colour_blind_viewers_tell_types_apart(matrix):
 def test_tritanopia_keeps_lightness():
     # tritan simulation changes hue, not lightness much: the greyscale separation still holds
     lightness = sorted(lab(simulate(TRITANOPIA, c))[0] for c in LAYER_COLOURS.values())
-    assert min(b - a for a, b in zip(lightness, lightness[1:])) >= 4
+    assert min(b - a for a, b in itertools.pairwise(lightness)) >= 4
 
 
 @pytest.mark.parametrize("fill", list(LAYER_COLOURS.values()) + list(OTHER_COLOURS))
@@ -83,4 +84,4 @@ def test_text_on_every_fill_reads(fill):
 
 def test_other_types_get_distinct_greys():
     lightness = sorted(lab(linear_rgb(c))[0] for c in OTHER_COLOURS)
-    assert min(b - a for a, b in zip(lightness, lightness[1:])) >= 10
+    assert min(b - a for a, b in itertools.pairwise(lightness)) >= 10

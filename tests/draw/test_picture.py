@@ -6,16 +6,16 @@ Every check reads the SVG back as XML and compares it with what ``archdsl.to_gra
 
 from __future__ import annotations
 
-import archdsl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import archdsl
 from archdsl.cost.budget import format_count
 from archdsl.draw import Highlight, to_svg
 from archdsl.draw.palette import LAYER_COLOURS
 from archdsl.errors import ArchDSLError
 from archdsl.spec.model import ParallelNode, RepeatNode, SharedNode
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.draw.svgread import box, elements, graph_layers, instances, texts
 
 
