@@ -216,7 +216,8 @@ class _Layout:
             for item in row:
                 self.x[item] = x
                 x += sizes[item][0] + COL_GAP
-            right = max(right, x - COL_GAP)
+            continues = 18.0 if row is not rows[-1] else 0.0  # the arrow into the next row
+            right = max(right, x - COL_GAP + continues)
         width = float(math.ceil(max(MIN_WIDTH, right + MARGIN)))  # whole pixels: the PNG has them
         pic = Picture(width, 0.0, name, "\n".join(program + caption))
         y = self.header(pic, name, program)

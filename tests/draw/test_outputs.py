@@ -87,3 +87,20 @@ def test_notebook_display():
     assert f"{built:,}" in html
     assert re.search(r"inference state / sequence at 8k</th><td>[\d.]+MiB", html)
     assert html.count("<svg") == 1
+
+
+def test_readme_pictures_exist_and_show_their_examples():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Pictures", 1)[1].split("\n## ", 1)[0]
+    pictures = re.findall(r"\]\((docs/[^)]+\.png)\)", section)
+    assert {Path(p).stem for p in pictures} >= {"jamba", "nemotron_h", "hymba", "zamba2"}
+    for picture in pictures:
+        png, svg = ROOT / picture, (ROOT / picture).with_suffix(".svg")
+        assert matplotlib.image.imread(png).shape[2] == 4
+        # the committed SVG still shows the example's layout (regenerate with
+        # `archdsl show examples/NAME.arch --format svg --out docs/NAME.svg`, and --format png)
+        graph = archdsl.to_graph(archdsl.load(ROOT / "examples" / f"{png.stem}.arch"))
+        blocks = elements(svg.read_text(), "rect", "block")
+        assert [(b.get("data-node"), b.get("data-type")) for b in blocks] == [
+            (n, a["type"]) for n, a in graph.nodes(data=True) if a["kind"] == "layer"
+        ]
