@@ -262,6 +262,8 @@ class _Layout:
         for number, site in enumerate(self.sites, start=1):
             self.badge(pic, MARGIN + 7, y + 5, number)
             label = (site.name + ": " if site.name else "") + " | ".join(site.options)
+            if not site.positions:
+                label += "  (not in this layout)"
             pic.add(
                 Text(
                     MARGIN + 18,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 from archdsl.spec.model import LayerNode, ModelSettings, Node, ParallelNode, RepeatNode, SeqNode, SharedNode, Spec
 
@@ -30,6 +31,7 @@ class Block:
     params: str  # the parameters the canonical text writes (what differs from the defaults)
     group: str | None  # shared weight group, if any
     branch: int | None  # None for a plain sub-layer; j for branch j of a parallel one
+    source: Any = field(default=None, compare=False, repr=False)  # the layer call's Span in the text
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Span:
     group: str | None = None
     level: int = 0
     copies: list[int] = field(default_factory=list)
+    source: Any = field(default=None, compare=False, repr=False)  # the repeat's Span in the text
 
 
 @dataclass
@@ -121,7 +124,9 @@ class _Walker:
             for _ in range(node.count):
                 copies.append(len(self.columns))
                 inner = max(inner, self.seq(node.body, group))
-            span = Span("repeat", len(self.spans), start, len(self.columns), node.count, group, inner + 1, copies)
+            span = Span(
+                "repeat", len(self.spans), start, len(self.columns), node.count, group, inner + 1, copies, node.span
+            )
             self.spans.append(span)
             return inner + 1
         if isinstance(node, SharedNode):
@@ -140,7 +145,7 @@ class _Walker:
         raise TypeError(type(node).__name__)  # pragma: no cover - the spec admits no other node
 
     def block(self, layer: LayerNode, node_id: str, index: int, group: str | None, branch: int | None) -> Block:
-        return Block(node_id, index, layer.type, params_written(layer.params, self.model), group, branch)
+        return Block(node_id, index, layer.type, params_written(layer.params, self.model), group, branch, layer.span)
 
 
 def _flat(node: Node) -> list[LayerNode]:

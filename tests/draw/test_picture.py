@@ -156,3 +156,29 @@ def test_generated_programs(body, shared):
     spec = archdsl.parse(f"model d_model=64 vocab=100\nlet g = shared({shared})\n{body}")
     check_picture(spec)
     assert len(instances(spec.body, ParallelNode)) == len(elements(to_svg(spec), "rect", "parallel"))
+
+
+def test_sites_of_a_space_become_highlights():
+    from types import SimpleNamespace
+
+    from archdsl.draw.sites import highlights_for
+    from archdsl.syntax.ast import Span
+
+    text = "let m = ssm state=16 mlp\n2x(m) 3x(attn window=64)"
+    spec = archdsl.parse(text)
+    window = Span(2, 15, 2, 24)  # "window=64": a value choice inside the attn call
+    count = Span(2, 7, 2, 8)  # the "3" of "3x(...)": a repeat-count choice
+    state = Span(1, 13, 1, 21)  # "state=16" in the let: every use of m
+    off = Span(1, 1, 1, 4)  # "let": decides no block of this layout
+    sites = [
+        SimpleNamespace(name="window", options=[64, 128], span=window),
+        SimpleNamespace(name="repeat", options=range(1, 5), span=count),
+        SimpleNamespace(name="state", options=None, low=16, high=128, log=True, span=state),
+        SimpleNamespace(name="off", options=["a"], span=off),
+    ]
+    marks = highlights_for(spec, sites)
+    assert [m.positions for m in marks] == [(4, 5, 6), (4, 5, 6), (0, 2), ()]
+    assert [m.options for m in marks] == [("64", "128"), ("1..4",), ("16..128 (log)",), ("a",)]
+    svg = to_svg(spec, highlights=marks)
+    assert len(elements(svg, "rect", "highlight")) == 8
+    assert texts(svg, "site")[-1] == "off: a  (not in this layout)"
