@@ -26,10 +26,16 @@ if TYPE_CHECKING:
 __all__ = ["Highlight", "layout", "spec_html", "to_png", "to_svg", "write_picture"]
 
 
-def _spec(target: Any) -> Spec:
+def _picture(target: Any, highlights: Sequence[Highlight], **options: Any):
+    """The layout of a Spec or program text; a search space draws as one of its layouts with
+    its choice sites highlighted (before any ``highlights`` given)."""
     from archdsl.api import _as_spec
+    from archdsl.draw.sites import is_space, space_layout
 
-    return _as_spec(target, "to_svg")
+    if is_space(target):
+        spec, sites = space_layout(target)
+        return layout(spec, highlights=[*sites, *highlights], program=str(target), **options)
+    return layout(_as_spec(target, "to_svg"), highlights=highlights, **options)
 
 
 def to_svg(
@@ -39,7 +45,9 @@ def to_svg(
     context: int = 8192,
     title: str | None = None,
 ) -> str:
-    """The picture of ``spec`` as SVG text; the caption's state and FLOPs are at ``context`` tokens.
+    """The picture of ``spec`` (a Spec, program text, or a search space: one of its layouts
+    with the choice sites highlighted) as SVG text; the caption's state and FLOPs are at
+    ``context`` tokens.
 
     >>> import archdsl
     >>> to_svg(archdsl.parse("4x(ssm) attn")).startswith("<?xml")
@@ -47,7 +55,7 @@ def to_svg(
     """
     from archdsl.draw.svg import to_svg_text
 
-    return to_svg_text(layout(_spec(spec), highlights=highlights, context=context, title=title))
+    return to_svg_text(_picture(spec, highlights, context=context, title=title))
 
 
 def to_png(
@@ -62,7 +70,7 @@ def to_png(
     """The picture of ``spec`` as PNG bytes (matplotlib), written to ``path`` if given."""
     from archdsl.draw.png import to_png_bytes
 
-    data = to_png_bytes(layout(_spec(spec), highlights=highlights, context=context, title=title), scale=scale)
+    data = to_png_bytes(_picture(spec, highlights, context=context, title=title), scale=scale)
     if path is not None:
         _write(Path(path), data)
     return data

@@ -93,18 +93,21 @@ def layout(
     highlights: Sequence[Highlight] = (),
     context: int = 8192,
     title: str | None = None,
+    program: str | None = None,
     max_width: float = MAX_ROW,
 ) -> Picture:
-    """The :class:`Picture` of ``spec``; totals in the caption are taken at ``context`` tokens."""
+    """The :class:`Picture` of ``spec``; totals in the caption are taken at ``context`` tokens.
+    ``program`` replaces the text under the title (a search space shows its own)."""
     import archdsl
     from archdsl.syntax.printer import print_spec
 
     graph = archdsl.to_graph(spec)  # checks the spec as building it would
     totals = archdsl.cost(graph, seq_len=context, context=context)
     structure = walk(spec)
-    program = print_spec(spec).splitlines()[1:]  # as written: the brackets follow its repeats
+    text = print_spec(spec) if program is None else program
+    lines = [line for line in text.splitlines() if not line.startswith("model ")]  # the header is in the caption
     name = title if title is not None else _default_title(spec)
-    return _Layout(structure, list(highlights), max_width).draw(name, program, _caption(structure, totals))
+    return _Layout(structure, list(highlights), max_width).draw(name, lines, _caption(structure, totals))
 
 
 def _default_title(spec: Spec) -> str:
@@ -333,9 +336,18 @@ class _Layout:
         return y + 22
 
     def wrapped(self, pic, pieces, x, y, inner, size, fill, role, sep=" · ") -> float:
-        """Lay ``pieces`` out as lines joined by ``sep``, wrapping between pieces."""
+        """Lay ``pieces`` out as lines joined by ``sep``, wrapping between pieces (and between
+        the words of a piece too long for a line of its own)."""
         line = ""
+        fitted = []
         for piece in pieces:
+            words = piece.split(" ")
+            while text_width(" ".join(words), size) > inner and len(words) > 1:
+                cut = max(k for k in range(1, len(words)) if text_width(" ".join(words[:k]), size) <= inner or k == 1)
+                fitted.append(" ".join(words[:cut]))
+                words = words[cut:]
+            fitted.append(" ".join(words))
+        for piece in fitted:
             candidate = piece if not line else line + sep + piece
             if line and text_width(candidate, size) > inner:
                 pic.add(Text(x, y + size, fit(line, inner, size), size, fill, role=role))
@@ -490,23 +502,16 @@ class _Layout:
         pic.add(Text(cx, cy + 3.5, str(number), 9.5, "#FFFFFF", "middle", bold=True, role="site-badge"))
 
     def mark(self, pic: Picture, key: int | str, x: float, y: float, w: float, h: float) -> None:
-        for number in self.sites_at.get(key, ()):
-            data = (("site", str(number)),)
-            pic.add(
-                Rect(
-                    x - 2.5,
-                    y - 2.5,
-                    w + 5,
-                    h + 5,
-                    "none",
-                    palette.HIGHLIGHT,
-                    2.5,
-                    radius=5,
-                    role="highlight",
-                    data=data,
-                )
-            )
-            self.badge(pic, x + w - 1, y - 1, number)
+        """Outline a highlighted block (or parallel frame) once, with a numbered badge per site."""
+        numbers = self.sites_at.get(key, [])
+        if not numbers:
+            return
+        data = (("site", " ".join(map(str, numbers))),)
+        pic.add(
+            Rect(x - 2.5, y - 2.5, w + 5, h + 5, "none", palette.HIGHLIGHT, 2.5, radius=5, role="highlight", data=data)
+        )
+        for k, number in enumerate(numbers):
+            self.badge(pic, x + w - 1 - 15 * k, y - 1, number)
 
     def _sites(self, highlights: list[Highlight]) -> list[Highlight]:
         # what a position names -> the key that ``mark`` is called with: a plain sub-layer by its

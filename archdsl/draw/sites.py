@@ -76,3 +76,26 @@ def highlights_for(spec: Spec, sites: Iterable[Any]) -> list[Highlight]:
                         positions += [c for c in range(r.start, r.end) if c not in positions]
         out.append(Highlight(tuple(positions), options_text(site), str(getattr(site, "name", ""))))
     return out
+
+
+def is_space(target: Any) -> bool:
+    """A search space (``archdsl.parse_space``) rather than a layout: it has sites to sample."""
+    return hasattr(target, "sites") and hasattr(target, "sample") and not isinstance(target, Spec)
+
+
+def space_layout(space: Any) -> tuple[Spec, list[Highlight]]:
+    """The layout of ``space`` to draw (every site at its first option, a range at its low end)
+    and its sites as highlights of that layout."""
+    from optuna.trial import FixedTrial
+
+    params = {}
+    for site in space.sites:
+        options = site.options
+        if options is None:
+            params[site.name] = site.low
+        elif isinstance(options, range):
+            params[site.name] = options.start
+        else:
+            params[site.name] = list(options)[0]
+    spec = space.sample(FixedTrial(params))  # sample suggests only the sites active in this layout
+    return spec, highlights_for(spec, space.sites)

@@ -105,6 +105,7 @@ def test_highlighted_choice_sites():
     svg = to_svg(spec, highlights=sites)
     marks = elements(svg, "rect", "highlight")
     assert [m.get("data-site") for m in marks] == ["1", "1", "2"]
+    assert texts(svg, "site-badge") == ["1", "2", "1", "1", "2"]  # in the legend, then on the blocks
     blocks = {b.get("data-node"): box(b) for b in elements(svg, "rect", "block")}
     for mark, node in zip(marks, ["L1", "L2", "L4.b0.0"]):
         x0, y0, x1, y1 = box(mark)
@@ -180,5 +181,28 @@ def test_sites_of_a_space_become_highlights():
     assert [m.positions for m in marks] == [(4, 5, 6), (4, 5, 6), (0, 2), ()]
     assert [m.options for m in marks] == [("64", "128"), ("1..4",), ("16..128 (log)",), ("a",)]
     svg = to_svg(spec, highlights=marks)
-    assert len(elements(svg, "rect", "highlight")) == 8
+    marks = elements(svg, "rect", "highlight")  # one outline per block, a badge per site
+    assert [m.get("data-site") for m in marks] == ["3", "3", "1 2", "1 2", "1 2"]
     assert texts(svg, "site")[-1] == "off: a  (not in this layout)"
+
+
+def test_a_search_space_draws_as_a_layout_with_its_sites():
+    if not hasattr(archdsl, "parse_space"):
+        pytest.skip("search spaces (archdsl.parse_space, issue 8) are not merged on this branch yet")
+    text = "model d_model=64 vocab=100\nlet mixer = {ssm, attn window={16, 32}}\n{1, 2}x(mixer mlp) attn heads={2, 4}"
+    space = archdsl.parse_space(text)
+    svg = to_svg(space)
+    # the layout drawn is the space at every site's first option, checked like any layout
+    spec = space.fix({"mixer": "ssm", "repeat": 1, "attn.heads": 2})
+    assert [(b.get("data-node"), b.get("data-type")) for b in elements(svg, "rect", "block")] == graph_layers(
+        archdsl.to_graph(spec)
+    )
+    assert texts(svg, "site") == [
+        "mixer: ssm | attn",
+        "mixer.attn.window: 16 | 32  (not in this layout)",
+        "repeat: 1 | 2",
+        "attn.heads: 2 | 4",
+    ]
+    # mixer marks the ssm, the repeat count both blocks of its copy, heads the attention
+    assert [m.get("data-site") for m in elements(svg, "rect", "highlight")] == ["1 3", "3", "4"]
+    assert texts(svg, "program")[0].startswith("let mixer = {ssm, attn window={16, 32}}")
