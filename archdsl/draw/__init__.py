@@ -44,10 +44,12 @@ def to_svg(
     highlights: Sequence[Highlight] = (),
     context: int = 8192,
     title: str | None = None,
+    inline: bool = False,
 ) -> str:
     """The picture of ``spec`` (a Spec, program text, or a search space: one of its layouts
     with the choice sites highlighted) as SVG text; the caption's state and FLOPs are at
-    ``context`` tokens.
+    ``context`` tokens. ``inline=True`` leaves out the XML declaration, to put the ``<svg>``
+    inside an HTML page (a notebook, the search report).
 
     >>> import archdsl
     >>> to_svg(archdsl.parse("4x(ssm) attn")).startswith("<?xml")
@@ -55,7 +57,8 @@ def to_svg(
     """
     from archdsl.draw.svg import to_svg_text
 
-    return to_svg_text(_picture(spec, highlights, context=context, title=title))
+    text = to_svg_text(_picture(spec, highlights, context=context, title=title))
+    return text.split("\n", 1)[1] if inline else text
 
 
 def to_png(
@@ -115,7 +118,7 @@ def spec_html(spec: Spec, context: int = 8192) -> str:
         f'<tr><th style="text-align:left;padding-right:1em">{html.escape(k)}</th><td>{html.escape(v)}</td></tr>'
         for k, v in rows
     )
-    svg = to_svg(spec, context=context).split("\n", 1)[1]  # inline: without the XML declaration
+    svg = to_svg(spec, context=context, inline=True)
     return f"<div>{svg}<table>{table}</table></div>"
 
 

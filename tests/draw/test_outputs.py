@@ -86,7 +86,8 @@ def test_notebook_display():
         built = sum(p.numel() for p in archdsl.build(spec).parameters())
     assert f"{built:,}" in html
     assert re.search(r"inference state / sequence at 8k</th><td>[\d.]+MiB", html)
-    assert html.count("<svg") == 1
+    assert html.count("<svg") == 1 and "<?xml" not in html
+    assert to_svg(spec, inline=True) == to_svg(spec).split("\n", 1)[1]
 
 
 def test_readme_pictures_exist_and_show_their_examples():
