@@ -25,31 +25,17 @@ Rows break where the fewest repeats and shared uses are cut (see ``Structure.bre
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from archdsl.draw import palette
+from archdsl.draw.legend import ABBREVIATIONS, MARGIN, badge, caption_lines, draw_header, draw_wrapped, plus
 from archdsl.draw.scene import Line, Picture, Polygon, Rect, Text, fit, text_width
 from archdsl.draw.walk import Block, Column, Span, Structure, walk
 from archdsl.errors import ArchDSLError
 from archdsl.spec.model import Spec
 
-# short names of parameters inside blocks (the legend spells out those used)
-ABBREVIATIONS = {
-    "window": "win",
-    "heads": "h",
-    "kv_heads": "kv",
-    "head_dim": "hd",
-    "experts": "E",
-    "top_k": "top",
-    "hidden": "ff",
-    "state": "N",
-    "groups": "grp",
-    "expand": "exp",
-    "rope_theta": "θ",
-}
-
-MARGIN, GUTTER = 16.0, 30.0  # outer margin; the left column of row numbers
+GUTTER = 30.0  # the left column of row numbers
 MAX_ROW = 960.0  # widest row of blocks, in pixels
 MIN_WIDTH = 560.0
 COL_GAP, LANE_GAP, PAD = 6.0, 4.0, 4.0
@@ -58,7 +44,6 @@ TYPE_SIZE, PARAM_SIZE, LINE_H = 12.0, 10.0, 11.5
 MIN_BLOCK_W, MAX_PARAM_LINES = 34.0, 3
 TAG_H, BRACKET_H, ROW_GAP = 16.0, 19.0, 16.0
 FORK_W = 10.0  # room on the left of a parallel frame for the lines that fork into its lanes
-PROGRAM_LINES = 4  # the program text under the title wraps onto at most this many lines
 
 
 @dataclass(frozen=True)
@@ -107,7 +92,7 @@ def layout(
     text = print_spec(spec) if program is None else program
     lines = [line for line in text.splitlines() if not line.startswith("model ")]  # the header is in the caption
     name = title if title is not None else _default_title(spec)
-    return _Layout(structure, list(highlights), max_width).draw(name, lines, _caption(structure, totals))
+    return _Layout(structure, list(highlights), max_width).draw(name, lines, caption_lines(structure, totals))
 
 
 def _default_title(spec: Spec) -> str:
@@ -116,36 +101,12 @@ def _default_title(spec: Spec) -> str:
     return "architecture"
 
 
-def _caption(structure: Structure, c) -> list[str]:
-    from archdsl.cost.budget import format_bytes, format_count
-    from archdsl.cost.report import seq_label
-
-    model = structure.model
-    shared = any(span.kind == "shared" for span in structure.spans)
-    at = seq_label(c.ctx.context_len)
-    return [
-        f"{len(structure.columns)} sub-layers ({c.n_layers} layer calls)",
-        f"d_model {model.d_model}",
-        f"vocab {model.vocab}" + (", tied embeddings" if model.tie_embeddings else ""),
-        f"{format_count(c.params)} parameters ({format_count(c.non_embedding_params)} without embeddings"
-        + ("; shared weights counted once)" if shared else ")"),
-        (
-            f"inference state at {at} context: {format_bytes(c.state_bytes)} per sequence in bf16 "
-            f"(KV cache {format_bytes(c.kv_bytes)}, recurrent {format_bytes(c.recurrent_state_bytes)})"
-        ),
-        f"training at {at} tokens: {format_count(c.train_flops)} FLOPs/token",
-    ]
-
-
 class _Layout:
     def __init__(self, structure: Structure, highlights: list[Highlight], max_width: float):
         self.s = structure
         self.max_width = max(max_width, 200.0)
         types = [b.type for col in structure.columns for lane in col.lanes for b in lane]
         self.colours = palette.colours_for(types)
-        self.counts: dict[str, int] = {}
-        for t in types:
-            self.counts[t] = self.counts.get(t, 0) + 1
         lines = max(
             (len(block_lines(b.params)) for col in structure.columns for lane in col.lanes for b in lane), default=0
         )
@@ -223,141 +184,12 @@ class _Layout:
             right = max(right, x - COL_GAP + continues)
         width = float(math.ceil(max(MIN_WIDTH, right + MARGIN)))  # whole pixels: the PNG has them
         pic = Picture(width, 0.0, name, "\n".join(program + caption))
-        y = self.header(pic, name, program)
+        y = draw_header(pic, name, program, self.s, self.colours, self.sites)
         for number, row in enumerate(rows):
             y = self.row(pic, number, row, sizes, y, last=number == len(rows) - 1)
-        y = self.wrapped(pic, caption, MARGIN, y + 4, width - 2 * MARGIN, 11.0, "#333333", "caption")
+        y = draw_wrapped(pic, caption, y + 4, width - 2 * MARGIN, 11.0, "#333333", "caption")
         pic.height = float(math.ceil(y + MARGIN))
         return pic
-
-    def header(self, pic: Picture, name: str, program: list[str]) -> float:
-        inner = pic.width - 2 * MARGIN
-        pic.add(Text(MARGIN, MARGIN + 14, fit(name, inner, 17, bold=True), 17, palette.INK, bold=True, role="title"))
-        y = MARGIN + 34
-        for line in _wrap_words(" ".join(line.strip() for line in program), inner, 11, PROGRAM_LINES):
-            pic.add(Text(MARGIN, y, line, 11, "#444444", mono=True, role="program"))
-            y += 14
-        y -= 2
-        # the legend: swatches with counts, then the marks in use
-        items: list[tuple[float, list]] = []
-        for t, colour in self.colours.items():
-            label = f"{t} ×{self.counts[t]}"
-            items.append((18 + text_width(label, 11), [("swatch", t, colour), ("text", label)]))
-        if any(c.parallel for c in self.s.columns):
-            items.append(
-                (18 + text_width("parallel branches, summed", 11), [("sum",), ("text", "parallel branches, summed")])
-            )
-        if any(s.kind == "repeat" and s.count > 1 for s in self.s.spans):
-            items.append((26 + text_width("N copies in order", 11), [("bracket",), ("text", "N copies in order")]))
-        groups = []
-        for span in self.s.spans:
-            if span.kind == "shared" and span.group not in groups:
-                groups.append(span.group)
-        for group in groups:
-            uses = sum(1 for s in self.s.spans if s.kind == "shared" and s.group == group)
-            label = f"{group}: the same weights at all {uses} uses" if uses > 1 else f"{group}: shared weights"
-            items.append((22 + text_width(label, 11), [("shared", group), ("text", label)]))
-        y = self.flow(pic, items, y + 8, inner)
-        used = sorted({k for col in self.s.columns for lane in col.lanes for b in lane for k in _keys(b.params)})
-        abbreviations = [f"{ABBREVIATIONS[k]} = {k}" for k in used if k in ABBREVIATIONS]
-        if abbreviations:
-            y = self.wrapped(pic, abbreviations, MARGIN, y + 2, inner, 10.0, "#555555", "abbreviations", sep=" · ")
-        for number, site in enumerate(self.sites, start=1):
-            self.badge(pic, MARGIN + 7, y + 5, number)
-            label = (site.name + ": " if site.name else "") + " | ".join(site.options)
-            if not site.positions:
-                label += "  (not in this layout)"
-            pic.add(
-                Text(
-                    MARGIN + 18,
-                    y + 9,
-                    fit(label, inner - 18, 11),
-                    11,
-                    palette.INK,
-                    role="site",
-                    data=(("site", str(number)),),
-                )
-            )
-            y += 17
-        return y + 14
-
-    def flow(self, pic: Picture, items: list[tuple[float, list]], y: float, inner: float) -> float:
-        x = MARGIN
-        for width, parts in items:
-            if x > MARGIN and x + width > MARGIN + inner:
-                x, y = MARGIN, y + 19
-            for part in parts:
-                kind = part[0]
-                if kind == "swatch":
-                    pic.add(
-                        Rect(
-                            x,
-                            y - 1,
-                            14,
-                            14,
-                            part[2],
-                            palette.INK,
-                            0.6,
-                            radius=2,
-                            role="legend",
-                            data=(("type", part[1]),),
-                        )
-                    )
-                elif kind == "sum":
-                    self.plus(pic, x + 7, y + 6)
-                elif kind == "bracket":
-                    pic.add(
-                        Line(
-                            ((x, y + 1), (x, y + 6), (x + 20, y + 6), (x + 20, y + 1)), palette.INK, 1.2, role="legend"
-                        )
-                    )
-                    pic.add(Text(x + 10, y + 15, "N×", 8, palette.INK, "middle", bold=True, role="legend"))
-                    x += 8
-                elif kind == "shared":
-                    pic.add(
-                        Rect(
-                            x,
-                            y - 1,
-                            16,
-                            14,
-                            "none",
-                            palette.INK,
-                            1.2,
-                            (3.0, 2.0),
-                            3,
-                            role="legend",
-                            data=(("group", part[1]),),
-                        )
-                    )
-                    x += 4
-                else:
-                    pic.add(Text(x + 18, y + 11, part[1], 11, palette.INK, role="legend"))
-            x += width + 16
-        return y + 22
-
-    def wrapped(self, pic, pieces, x, y, inner, size, fill, role, sep=" · ") -> float:
-        """Lay ``pieces`` out as lines joined by ``sep``, wrapping between pieces (and between
-        the words of a piece too long for a line of its own)."""
-        line = ""
-        fitted = []
-        for piece in pieces:
-            words = piece.split(" ")
-            while text_width(" ".join(words), size) > inner and len(words) > 1:
-                cut = max(k for k in range(1, len(words)) if text_width(" ".join(words[:k]), size) <= inner or k == 1)
-                fitted.append(" ".join(words[:cut]))
-                words = words[cut:]
-            fitted.append(" ".join(words))
-        for piece in fitted:
-            candidate = piece if not line else line + sep + piece
-            if line and text_width(candidate, size) > inner:
-                pic.add(Text(x, y + size, fit(line, inner, size), size, fill, role=role))
-                y, line = y + size + 5, piece
-            else:
-                line = candidate
-        if line:
-            pic.add(Text(x, y + size, fit(line, inner, size), size, fill, role=role))
-            y += size + 5
-        return y
 
     def row(self, pic: Picture, number: int, row: range, sizes, top: float, last: bool) -> float:
         cols = [i - 1 for i in row if 0 < i <= len(self.s.columns)]
@@ -442,7 +274,7 @@ class _Layout:
             pic.add(
                 Line(((bx - LANE_GAP, lane_mid), (cx, lane_mid), (cx, towards)), palette.FAINT, 1.2, role="branch-join")
             )
-        self.plus(pic, cx, mid)
+        plus(pic, cx, mid)
         self.mark(pic, col.index, x, top, w, h)
 
     def block(self, pic: Picture, b: Block, x: float, y: float, w: float) -> None:
@@ -492,15 +324,6 @@ class _Layout:
 
     # ---- marks ---------------------------------------------------------------------------
 
-    def plus(self, pic: Picture, cx: float, cy: float) -> None:
-        pic.add(Rect(cx - 5, cy - 5, 10, 10, "#FFFFFF", palette.INK, 1.0, radius=5, role="sum"))
-        pic.add(Line(((cx - 3, cy), (cx + 3, cy)), palette.INK, 1.2, role="sum"))
-        pic.add(Line(((cx, cy - 3), (cx, cy + 3)), palette.INK, 1.2, role="sum"))
-
-    def badge(self, pic: Picture, cx: float, cy: float, number: int) -> None:
-        pic.add(Rect(cx - 7, cy - 7, 14, 14, palette.HIGHLIGHT, "#FFFFFF", 1.0, radius=7, role="site-badge"))
-        pic.add(Text(cx, cy + 3.5, str(number), 9.5, "#FFFFFF", "middle", bold=True, role="site-badge"))
-
     def mark(self, pic: Picture, key: int | str, x: float, y: float, w: float, h: float) -> None:
         """Outline a highlighted block (or parallel frame) once, with a numbered badge per site."""
         numbers = self.sites_at.get(key, [])
@@ -511,7 +334,7 @@ class _Layout:
             Rect(x - 2.5, y - 2.5, w + 5, h + 5, "none", palette.HIGHLIGHT, 2.5, radius=5, role="highlight", data=data)
         )
         for k, number in enumerate(numbers):
-            self.badge(pic, x + w - 1 - 15 * k, y - 1, number)
+            badge(pic, x + w - 1 - 15 * k, y - 1, number)
 
     def _sites(self, highlights: list[Highlight]) -> list[Highlight]:
         # what a position names -> the key that ``mark`` is called with: a plain sub-layer by its
@@ -534,21 +357,3 @@ class _Layout:
                     )
                 self.sites_at.setdefault(known[position], []).append(number)
         return highlights
-
-
-def _wrap_words(text: str, width: float, size: float, most: int) -> list[str]:
-    """Monospaced ``text`` broken at spaces into lines of ``width`` pixels, at most ``most``
-    lines (the last cut with an ellipsis)."""
-    lines: list[str] = []
-    for word in text.split(" "):
-        if lines and text_width(lines[-1] + " " + word, size, mono=True) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    if len(lines) > most:
-        lines = lines[: most - 1] + [" ".join(lines[most - 1 :])]
-    return [fit(line, width, size, mono=True) for line in lines]
-
-
-def _keys(params: str) -> Iterable[str]:
-    return (item.partition("=")[0] for item in params.split())

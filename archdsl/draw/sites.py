@@ -96,6 +96,6 @@ def space_layout(space: Any) -> tuple[Spec, list[Highlight]]:
         elif isinstance(options, range):
             params[site.name] = options.start
         else:
-            params[site.name] = list(options)[0]
+            params[site.name] = next(iter(options))
     spec = space.sample(FixedTrial(params))  # sample suggests only the sites active in this layout
     return spec, highlights_for(spec, space.sites)
