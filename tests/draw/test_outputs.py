@@ -41,8 +41,9 @@ def test_png_draws_the_blocks_where_the_layout_puts_them(tmp_path):
 
 
 def test_png_and_svg_are_deterministic():
+    small = archdsl.parse("2x(ssm (attn | ssm))", d_model=64)
+    assert to_png(small, scale=1) == to_png(small, scale=1)
     spec = archdsl.load(HYMBA)
-    assert to_png(spec, scale=1) == to_png(spec, scale=1)
     assert to_svg(spec) == to_svg(archdsl.parse(str(spec), filename=str(HYMBA)))
 
 
@@ -77,13 +78,11 @@ def test_show_picture_errors(args, message):
 
 
 def test_notebook_display():
-    import torch
-
-    spec = archdsl.load(ROOT / "examples" / "zamba2.arch")
-    assert elements(spec._repr_svg_(), "rect", "block")
+    spec = archdsl.parse("let g = shared(attn mlp)\n2x(2x(ssm) g)", d_model=64, vocab=100)
+    assert len(elements(spec._repr_svg_(), "rect", "block")) == 8
     html = spec._repr_html_()
-    with torch.device("meta"):  # the parameter count of the built model, as an independent reference
-        built = sum(p.numel() for p in archdsl.build(spec).parameters())
+    # the parameter count of the built model (shared weights once), as an independent reference
+    built = sum(p.numel() for p in archdsl.build(spec).parameters())
     assert f"{built:,}" in html
     assert re.search(r"inference state / sequence at 8k</th><td>[\d.]+MiB", html)
     assert html.count("<svg") == 1 and "<?xml" not in html
