@@ -89,23 +89,18 @@ def show(
     format: str = typer.Option("table", "--format", "-f", help="table, mermaid, dot, svg or png"),
     d_model: Optional[int] = DModelOpt,
     vocab: Optional[int] = VocabOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the svg or png picture to this file"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the svg or png picture to FILE"),
 ) -> None:
-    """Show the sub-layers with their parameter counts, the graph as Mermaid or DOT text, or a
-    picture of the layout (svg to standard output or --out FILE, png to --out FILE)."""
+    """Show the sub-layers with their parameter counts, or the graph as Mermaid or DOT text."""
     from archdsl.graph.export import node_label, to_dot, to_mermaid
 
     if format not in ("table", "mermaid", "dot", "svg", "png"):
         fail(f"--format must be table, mermaid, dot, svg or png, not '{format}'")
-    if out is not None and format not in ("svg", "png"):
-        fail("--out writes pictures: give --format svg or png")
     spec = load_spec(file, expr, d_model=d_model, vocab=vocab)
-    if format in ("svg", "png"):
-        from archdsl.draw import write_picture
+    if format in ("svg", "png") or out is not None:  # a picture: svg to stdout or --out, png to --out
+        from archdsl.draw import show_picture
 
-        text = write_picture(spec, format, out)
-        typer.echo(text, nl=False) if text is not None else typer.echo(f"wrote {out}", err=True)
-        return
+        return show_picture(spec, format, out)
     graph = archdsl.to_graph(spec)
     if format == "mermaid":
         typer.echo(to_mermaid(graph), nl=False)

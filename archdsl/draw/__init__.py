@@ -13,17 +13,19 @@ of :class:`Highlight`) to mark the choice sites of a search space with their opt
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archdsl.draw.layout import Highlight, layout
+from archdsl.draw.sites import highlights_for
 from archdsl.errors import ArchDSLError
 
 if TYPE_CHECKING:
     from archdsl.spec.model import Spec
 
-__all__ = ["Highlight", "layout", "spec_html", "to_png", "to_svg", "write_picture"]
+__all__ = ["Highlight", "highlights_for", "layout", "show_picture", "spec_html", "to_png", "to_svg"]
 
 
 def _picture(target: Any, highlights: Sequence[Highlight], **options: Any):
@@ -79,19 +81,21 @@ def to_png(
     return data
 
 
-def write_picture(spec: Spec, format: str, out: Path | None, **options: Any) -> str | None:
-    """What ``archdsl show --format svg|png [--out FILE]`` does: write the file and return
-    None, or return the SVG text for standard output."""
-    if format == "png":
-        if out is None:
-            raise ArchDSLError("--format png needs --out FILE (a PNG is not written to the terminal)")
-        to_png(spec, out, **options)
-        return None
-    text = to_svg(spec, **options)
+def show_picture(spec: Spec, format: str, out: Path | None, **options: Any) -> None:
+    """What ``archdsl show --format svg|png [--out FILE]`` does: SVG to standard output, or
+    the picture written to ``out`` (a PNG needs ``out``)."""
+    if format not in ("svg", "png"):
+        raise ArchDSLError(f"--out writes pictures: give --format svg or png, not {format}")
     if out is None:
-        return text
-    _write(Path(out), text.encode("utf-8"))
-    return None
+        if format == "png":
+            raise ArchDSLError("--format png needs --out FILE (a PNG is not written to the terminal)")
+        sys.stdout.write(to_svg(spec, **options))
+        return
+    if format == "png":
+        to_png(spec, out, **options)
+    else:
+        _write(Path(out), to_svg(spec, **options).encode("utf-8"))
+    print(f"wrote {out}", file=sys.stderr)
 
 
 def spec_html(spec: Spec, context: int = 8192) -> str:

@@ -66,7 +66,7 @@ def test_show_svg_to_stdout_and_files(tmp_path):
     "args,message",
     [
         (["--format", "png"], "--format png needs --out FILE"),
-        (["--out", "x.svg"], "--out writes pictures"),
+        (["--out", "x.svg"], "--out writes pictures: give --format svg or png, not table"),
         (["--format", "gif"], "--format must be table, mermaid, dot, svg or png"),
         (["--format", "svg", "--out", "/nonexistent/dir/x.svg"], "cannot write '/nonexistent/dir/x.svg'"),
     ],
