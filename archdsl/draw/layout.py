@@ -19,7 +19,7 @@ head last), and a caption with the totals from :func:`archdsl.cost`. In a row:
 - each use of shared weights is a dashed frame named after its group;
 - a highlighted choice site is a thick outline with its number, listed in the legend.
 
-Rows break where the fewest repeats and shared uses are cut (see ``Structure.break_cost``).
+Rows break where the fewest repeats and shared uses are cut (see ``Structure.break_costs``).
 """
 
 from __future__ import annotations
