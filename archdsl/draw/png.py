@@ -23,6 +23,7 @@ def to_png_bytes(picture: Picture, scale: float = 2.0) -> bytes:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.patches import FancyBboxPatch
     from matplotlib.patches import Polygon as PolygonPatch
 
@@ -35,7 +36,9 @@ def to_png_bytes(picture: Picture, scale: float = 2.0) -> bytes:
     for z, shape in enumerate(picture.shapes):
         if isinstance(shape, Rect):
             radius = min(shape.radius, shape.w / 2, shape.h / 2)
-            ax.add_patch(
+            # add_artist, not add_patch: the limits are fixed, and updating them per patch
+            # took a third of the time of a 200-layer picture
+            ax.add_artist(
                 FancyBboxPatch(
                     (shape.x + radius, shape.y + radius),
                     max(shape.w - 2 * radius, 0.0),
@@ -63,7 +66,7 @@ def to_png_bytes(picture: Picture, scale: float = 2.0) -> bytes:
             )
         elif isinstance(shape, Line):
             xs, ys = zip(*shape.points)
-            ax.plot(
+            line = Line2D(
                 xs,
                 ys,
                 color=shape.stroke,
@@ -73,8 +76,9 @@ def to_png_bytes(picture: Picture, scale: float = 2.0) -> bytes:
                 solid_joinstyle="round",
                 zorder=z,
             )
+            ax.add_artist(line)
         elif isinstance(shape, Polygon):
-            ax.add_patch(PolygonPatch(shape.points, closed=True, facecolor=shape.fill, edgecolor="none", zorder=z))
+            ax.add_artist(PolygonPatch(shape.points, closed=True, facecolor=shape.fill, edgecolor="none", zorder=z))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100 * scale, metadata={"Software": None})
     return buffer.getvalue()
