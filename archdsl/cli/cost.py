@@ -61,7 +61,7 @@ def cost_command(
     out = error_console if as_json else console
     for name, graph in models.items():
         costs = [model_cost(graph, seq_len=s, batch=batch) for s in seqs]
-        check = limits.check(costs[0]) if limits is not None else None
+        check = limits.check(costs) if limits is not None else None
         over = over or (check is not None and not check.ok)
         report = model_json(name, costs, check)
         if not as_json:
