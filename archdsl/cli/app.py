@@ -4,6 +4,7 @@ where user errors become ``file:line:col: error: ...`` on stderr with a non-zero
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,7 +40,28 @@ class _Group(TyperGroup):
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the last resort: a bug, never a traceback
+            if os.environ.get("ARCHDSL_DEBUG"):
+                raise
+            typer.echo(internal_error_message(exc), err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+REPORT_AT = "https://github.com/archdsl/archdsl/issues"
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """One line for an exception that no user input should cause: what it was, and where to
+    report it (``ARCHDSL_DEBUG=1`` shows the traceback)."""
+    detail = " ".join(str(exc).split())
+    if len(detail) > 200:
+        detail = detail[:197] + "..."
+    what = type(exc).__name__ + (f": {detail}" if detail else "")
+    return (
+        f"error: internal error: {what} (please report at {REPORT_AT} with the command you ran; "
+        "ARCHDSL_DEBUG=1 shows the traceback)"
+    )
 
 
 app = typer.Typer(

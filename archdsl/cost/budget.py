@@ -20,10 +20,12 @@ Units, chosen to read as researchers write them:
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 from archdsl.errors import BudgetError, did_you_mean
@@ -69,9 +71,10 @@ OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_/]*")
 _AT = re.compile(r"@([^\s<>=!,]*)")
 _OP = re.compile(r"\s*(<=|>=|==|<|>)\s*")
-_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _UNIT = re.compile(r"[A-Za-z]*")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)([A-Za-z]*)\Z")
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)\Z")  # ASCII digits only, as the language
+MAX_LENGTH = 2**32  # tokens; longer is surely a typo (a million times a long context)
 
 
 def known_keys() -> str:
@@ -84,18 +87,27 @@ def _error(message: str, text: str, start: int, end: int, origin: str, extra: st
 
 
 def parse_size(text: str, *, origin: str = "size", offset: int = 0, whole: str | None = None) -> int:
-    """A sequence length: ``2048``, ``2k`` (2,048), ``128k``, ``1M`` (1,048,576). Errors point at
-    ``text`` inside ``whole`` (at ``offset``) so a caret shows the bad part."""
+    """A sequence length: ``2048``, ``2k`` (2,048), ``128k``, ``1.5k``, ``1M`` (1,048,576), at most
+    ``MAX_LENGTH``. Errors point at ``text`` inside ``whole`` (at ``offset``) so a caret shows the
+    bad part."""
     whole = text if whole is None else whole
+
+    def error(message: str) -> BudgetError:
+        return _error(message, whole, offset, offset + len(text), origin)
+
     m = _SIZE.match(text)
     if m is None or m.group(2) not in LENGTH_UNITS:
-        raise _error(
-            f"'{text}' is not a length: write a positive integer with an optional k (x1024) or M (x1024^2), e.g. 2k, 128k, 1M",
-            whole, offset, offset + len(text), origin,
-        )  # fmt: skip
-    value = float(m.group(1)) * LENGTH_UNITS[m.group(2)]
-    if value != int(value) or value < 1:
-        raise _error(f"'{text}' is not a positive whole number of tokens", whole, offset, offset + len(text), origin)
+        raise error(
+            f"'{text}' is not a length: write a positive integer with an optional k (x1024) or M (x1024^2), "
+            "e.g. 2k, 128k, 1M"
+        )
+    if len(m.group(1)) > 24:
+        raise error(f"'{text[:24]}...' is far too long for a length (at most {format_length(MAX_LENGTH)} tokens)")
+    value = Fraction(m.group(1)) * LENGTH_UNITS[m.group(2)]  # exact: 1.5k is 1536, nothing rounds
+    if value.denominator != 1 or value < 1:
+        raise error(f"'{text}' is not a positive whole number of tokens")
+    if value > MAX_LENGTH:
+        raise error(f"'{text}' is {int(value):,} tokens, more than the limit of {format_length(MAX_LENGTH)}")
     return int(value)
 
 
@@ -319,6 +331,8 @@ def _parse_limit(text: str, pos: int) -> tuple[Limit, int]:
         raise _error(why, text, pos, end, "budget")
     if end < len(text) and not (text[end].isspace() or text[end] == ","):
         raise _error("expected a space or a comma after a limit", text, end, end + 1, "budget")
+    if not math.isfinite(number * table[unit]):
+        raise _error("the number is too large to be a limit", text, start, end, "budget")
     return Limit(key.name, at, op, number * table[unit], text[start:end]), end
 
 
