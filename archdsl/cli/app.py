@@ -72,7 +72,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+class _Console(Console):
+    """Rich's console, but complete when stdout is not a terminal: a table piped into a file or a
+    CI log is as wide as it needs (rich would cut it at 80 columns); ``COLUMNS`` still wins."""
+
+    PIPE_WIDTH = 10_000
+
+    @property
+    def size(self):  # type: ignore[override]
+        size = super().size
+        if self._width is None and not self.is_terminal:
+            return size._replace(width=self.PIPE_WIDTH)
+        return size
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console()
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

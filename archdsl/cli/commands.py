@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -14,20 +15,34 @@ from archdsl.cli.app import app, console, fail, reports_errors
 from archdsl.errors import ArchDSLError
 from archdsl.spec.model import Spec
 
-FileArg = typer.Argument(None, help="an .arch file", show_default=False)
+FileArg = typer.Argument(None, help="an .arch file, or - to read the program from standard input", show_default=False)
 ExprOpt = typer.Option(None, "-e", "--expr", help="program text instead of a file, e.g. '4x(ssm) attn mlp'")
 DModelOpt = typer.Option(None, "--d-model", help="override the model header's d_model")
 VocabOpt = typer.Option(None, "--vocab", help="override the model header's vocab")
 
 
 def load_spec(file: Optional[Path], expr: Optional[str], **settings) -> Spec:
-    """The Spec of a file or of ``-e TEXT`` (exactly one of them)."""
+    """The Spec of a file, of ``-`` (standard input) or of ``-e TEXT`` (exactly one of them)."""
     settings = {k: v for k, v in settings.items() if v is not None}
     if (file is None) == (expr is None):
         fail("give either a FILE or -e TEXT")
     if expr is not None:
         return archdsl.parse(expr, filename="<expr>", **settings)
-    return archdsl.load(file, **settings)
+    return load_file(file, **settings)
+
+
+STDIN_NAME = "<stdin>"
+
+
+def load_file(file: Path, **settings) -> Spec:
+    """``archdsl.load``, where ``-`` reads the program from standard input."""
+    if str(file) != "-":
+        return archdsl.load(file, **settings)
+    from archdsl.api import read_bounded
+
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    data = read_bounded(stream, STDIN_NAME)
+    return archdsl.parse(data, filename=STDIN_NAME, **settings)
 
 
 def count_params(module) -> int:
@@ -91,7 +106,7 @@ def show(
     vocab: Optional[int] = VocabOpt,
 ) -> None:
     """Show the sub-layers with their parameter counts, or the graph as Mermaid or DOT text."""
-    from archdsl.graph.export import node_label, to_dot, to_mermaid
+    from archdsl.graph.export import to_dot, to_mermaid
 
     if format not in ("table", "mermaid", "dot"):
         fail(f"--format must be table, mermaid or dot, not '{format}'")
@@ -103,39 +118,19 @@ def show(
     if format == "dot":
         typer.echo(to_dot(graph), nl=False)
         return
-    import torch
+    table = show_table(spec, graph, file)
+    if isinstance(table, str):
+        typer.echo(table, nl=False)
+    else:
+        console.print(table)
 
-    with torch.device("meta"):  # shapes only: counts parameters of any size instantly
-        model = archdsl.build(graph)
-    table = Table(title=f"{file or 'expression'}: d_model={spec.model.d_model} vocab={spec.model.vocab}")
-    for column, justify in (("#", "right"), ("sub-layer", "left"), ("shared", "left"), ("parameters", "right")):
-        table.add_column(column, justify=justify)
-    seen: set[int] = set()
-    layer_nodes = [n for n, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True)]
-    for node_id, module in zip(layer_nodes, model.layers):
-        attrs = graph.nodes[node_id]
-        if attrs["kind"] == "fork":
-            branches = [node_label(graph, b).split(" [")[0] for b in graph.successors(node_id)]
-            label = "(" + " | ".join(branches) + ")"
-        else:
-            label = node_label(graph, node_id).split(" [")[0]
-        fresh = id(module) not in seen
-        seen.add(id(module))
-        params = f"{count_params(module):,}" if fresh else "(same weights)"
-        table.add_row(str(attrs["index"]), label, attrs.get("group") or "", params)
-    embed = model.embed.weight.numel()
-    head = 0 if spec.model.tie_embeddings else model.lm_head.weight.numel()
-    total = count_params(model)
-    table.add_section()
-    table.add_row(
-        "",
-        "embedding + final norm + LM head" + (" (tied)" if spec.model.tie_embeddings else ""),
-        "",
-        f"{embed + head + spec.model.d_model:,}",
-    )
-    table.add_row("", "total", "", f"{total:,}")
-    table.add_row("", "non-embedding", "", f"{total - embed - head:,}")
-    console.print(table)
+
+def show_table(spec: Spec, graph, file: Optional[Path]):
+    """The table of ``show``: counted analytically, never built."""
+    from archdsl.cli.show_table import layer_table
+
+    name = STDIN_NAME if str(file) == "-" else file or "expression"
+    return layer_table(graph, f"{name}: d_model={spec.model.d_model} vocab={spec.model.vocab}")
 
 
 @app.command()

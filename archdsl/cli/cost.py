@@ -16,6 +16,7 @@ import typer
 
 import archdsl
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
+from archdsl.cli.commands import STDIN_NAME, load_file
 from archdsl.cost.budget import Budget, parse_sizes
 from archdsl.cost.model import cost as model_cost
 from archdsl.cost.report import cost_tables, model_json, report_json
@@ -24,7 +25,7 @@ from archdsl.cost.report import cost_tables, model_json, report_json
 @app.command("cost")
 @reports_errors
 def cost_command(
-    files: Optional[list[Path]] = typer.Argument(None, help=".arch files, compared side by side", show_default=False),
+    files: Optional[list[Path]] = typer.Argument(None, help=".arch files, compared side by side (- reads one from standard input)", show_default=False),
     expr: Optional[str] = typer.Option(None, "-e", "--expr", help="program text instead of a file"),
     seq: str = typer.Option(
         "2k,8k,32k,128k", "--seq", help="sequence lengths / contexts, comma-separated; k = 1024 tokens, M = 1024^2"
@@ -49,17 +50,21 @@ def cost_command(
     seqs = parse_sizes(seq, origin="--seq")
     limits = Budget.parse(budget) if budget is not None else None
     settings = {k: v for k, v in (("d_model", d_model), ("vocab", vocab)) if v is not None}
-    models: dict[str, object] = {}
+    # a list, not a dict: the same file named twice is two columns of the comparison, not one
+    models: list[tuple[str, object]] = []
+    if sum(1 for path in files or [] if str(path) == "-") > 1:
+        fail("'-' (standard input) can be given only once")
     for path in files or []:
-        models[str(path)] = archdsl.to_graph(archdsl.load(path, **settings))
+        name = STDIN_NAME if str(path) == "-" else str(path)
+        models.append((name, archdsl.to_graph(load_file(path, **settings))))
     if expr is not None:
-        models["<expr>"] = archdsl.to_graph(archdsl.parse(expr, filename="<expr>", **settings))
+        models.append(("<expr>", archdsl.to_graph(archdsl.parse(expr, filename="<expr>", **settings))))
     if not models:
         fail("give one or more FILEs or -e TEXT")
 
     over, reports = False, []
     out = error_console if as_json else console
-    for name, graph in models.items():
+    for name, graph in models:
         costs = [model_cost(graph, seq_len=s, batch=batch) for s in seqs]
         check = limits.check(costs) if limits is not None else None
         over = over or (check is not None and not check.ok)
