@@ -72,6 +72,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
 class _Console(Console):
     """Rich's console, but complete when stdout is not a terminal: a table piped into a file or a
     CI log is as wide as it needs (rich would cut it at 80 columns); ``COLUMNS`` still wins."""

@@ -64,36 +64,50 @@ def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None
 def fmt(
     file: Optional[Path] = FileArg,
     expr: Optional[str] = ExprOpt,
-    roll: bool = typer.Option(False, "--roll", help="re-roll repeats into the shortest Nx(...) form"),
+    roll: bool = typer.Option(False, "--roll", help="also roll runs of equal items into Nx(...); never unrolls"),
     write: bool = typer.Option(False, "--write", "-w", help="rewrite the file in place"),
+    canonical: bool = typer.Option(
+        False, "--canonical", help="print the canonical text instead: lets expanded, defaults dropped"
+    ),
 ) -> None:
-    """Print the canonical text of a program."""
-    from archdsl.syntax.printer import print_spec
+    """Format a program: spacing, parameter order and repeats normalised; let names, comments
+    and lines kept. --canonical prints the canonical text of the model instead."""
+    if canonical:
+        if write:
+            fail("--canonical prints the canonical text; it does not rewrite a file (drop --write)")
+        from archdsl.syntax.printer import print_spec
 
-    text = print_spec(load_spec(file, expr), roll=roll)
-    if write:
-        if file is None:
-            fail("--write needs a FILE")
-        # keep the file's opening comment block (the examples cite their sources there); the
-        # canonical text itself has no comments and expands every let but the shared groups
-        try:
-            original = file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ArchDSLError(f"cannot read '{file}': {exc}") from None
-        header = []
-        for line in original:
-            if line.strip() and not line.lstrip().startswith("#"):
-                break
-            header.append(line)
-        while header and not header[-1].strip():
-            header.pop()
-        try:
-            file.write_text("\n".join(header) + ("\n" if header else "") + text, encoding="utf-8")
-        except OSError as exc:
-            raise ArchDSLError(f"cannot write '{file}': {exc.strerror or exc}") from None
-        console.print(f"rewrote {file} (opening comments kept; let names other than shared groups expanded)")
-    else:
+        text = print_spec(load_spec(file, expr), roll=roll)
         typer.echo(text, nl=not text.endswith("\n"))
+        return
+    from archdsl.syntax.format import format_source
+
+    if (file is None) == (expr is None):
+        fail("give either a FILE or -e TEXT")
+    if write and (file is None or str(file) == "-"):
+        fail("--write needs a FILE")
+    if expr is not None:
+        source, name = expr, "<expr>"
+    elif str(file) == "-":
+        from archdsl.api import read_bounded
+
+        source, name = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), STDIN_NAME), STDIN_NAME
+    else:
+        from archdsl.api import read_source
+
+        source, name = read_source(file), str(file)
+    text = format_source(source, filename=name, roll=roll)
+    if not write:
+        typer.echo(text, nl=False)
+        return
+    if text.encode("utf-8") == source:
+        console.print(f"{file} is already formatted", markup=False)
+        return
+    try:
+        file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ArchDSLError(f"cannot write '{file}': {exc.strerror or exc}") from None
+    console.print(f"rewrote {file}", markup=False)
 
 
 @app.command()

@@ -25,7 +25,9 @@ from archdsl.cost.report import cost_tables, model_json, report_json
 @app.command("cost")
 @reports_errors
 def cost_command(
-    files: Optional[list[Path]] = typer.Argument(None, help=".arch files, compared side by side (- reads one from standard input)", show_default=False),
+    files: Optional[list[Path]] = typer.Argument(
+        None, help=".arch files, compared side by side (- reads one from standard input)", show_default=False
+    ),
     expr: Optional[str] = typer.Option(None, "-e", "--expr", help="program text instead of a file"),
     seq: str = typer.Option(
         "2k,8k,32k,128k", "--seq", help="sequence lengths / contexts, comma-separated; k = 1024 tokens, M = 1024^2"

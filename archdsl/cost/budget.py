@@ -249,7 +249,9 @@ class Budget:
             elif batch is not None:
                 bases = [c.at(batch=batch) for c in bases]
         else:
-            first = cost(target, seq_len=2048 if lengths[0] is None else lengths[0], batch=1 if batch is None else batch)
+            first = cost(
+                target, seq_len=2048 if lengths[0] is None else lengths[0], batch=1 if batch is None else batch
+            )
             bases = [first] + [first.at(n) for n in lengths[1:]]
         base = bases[0]
         cache = {(c.ctx.seq_len, c.ctx.context_len): c for c in bases}

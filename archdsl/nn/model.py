@@ -124,7 +124,9 @@ class ArchModel(nn.Module):
             or temperature < 0
         ):
             raise GenerationError(f"temperature must be a finite number >= 0, got {temperature!r}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= vocab):
+        if top_k is not None and (
+            isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= vocab
+        ):
             raise GenerationError(f"top_k must be an integer in 1..{vocab}, got {top_k!r}")
         batch, length = ids.shape
         self._check_generation_fits(batch, length, max_new_tokens)
@@ -136,7 +138,6 @@ class ArchModel(nn.Module):
             out.append(token[:, None])
             logits = self.step(token, state)
         return torch.cat(out, dim=1)
-
 
     def _check_generation_fits(self, batch: int, length: int, max_new_tokens: int) -> None:
         """Refuse before allocating: the state for prompt + new tokens (KV caches grow with it)
