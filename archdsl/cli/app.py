@@ -67,7 +67,7 @@ def internal_error_message(exc: BaseException) -> str:
 app = typer.Typer(
     name="archdsl",
     cls=_Group,
-    help="Write hybrid language-model architectures as one line of text; compile, cost and search them.",
+    help="Write hybrid language-model architectures as one line of text; compile and cost them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
