@@ -49,3 +49,34 @@ def test_bad_seq_values_are_refused(seq, message):
 def test_seq_lengths_are_exact():
     result = run("cost", "-e", "ssm", "--seq", "1.5k,1048577", "--json")
     assert result.exit_code == 0 and '"seq": [\n    1536,\n    1048577\n  ]' in result.output
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        pytest.param(["cost", "-e", "ssm", "--batch", "9" * 30], 2, "less than or equal to 1048576", id="huge-batch"),
+        pytest.param(["cost", "-e", "ssm", "--budget", " "], 2, "--budget is empty", id="empty-budget"),
+        pytest.param(["cost", "-e", "ssm", "--plot", ""], 2, "--plot needs a file name", id="empty-plot"),
+        pytest.param(["build", "-e", "ssm", "--seq", "9" * 31], 1, "seq_len=a number of 31 digits", id="huge-build"),
+        pytest.param(["fmt", "-e", "ssm", "--write"], 2, "--write needs a FILE", id="fmt-write-expr"),
+        pytest.param(["fmt", "x.arch", "--write", "--canonical"], 2, "drop --write", id="fmt-canonical-write"),
+    ],
+)
+def test_odd_options_are_refused_in_one_line(args, code, message):
+    result = run(*args)
+    assert result.exit_code == code and message in result.output, result.output
+
+
+def test_a_plot_into_a_missing_folder_is_refused_before_the_tables(tmp_path):
+    result = run("cost", "-e", "ssm", "--seq", "2k", "--plot", str(tmp_path / "no" / "x.png"))
+    assert result.exit_code == 1 and result.output.startswith("error: cannot write the plot to")
+
+
+def test_cost_compares_several_expressions():
+    result = run("cost", "-e", "ssm", "-e", "attn", "--seq", "2k", "--json")
+    assert result.exit_code == 0 and '"name": "<expr1>"' in result.output and '"name": "<expr2>"' in result.output
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.startswith("archdsl ")

@@ -74,6 +74,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from archdsl import __version__
+
+        typer.echo(f"archdsl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """Write hybrid language-model architectures as one line of text; compile and cost them."""
+
+
 class _Console(Console):
     """Rich's console, but complete when stdout is not a terminal: a table piped into a file or a
     CI log is as wide as it needs (rich would cut it at 80 columns); ``COLUMNS`` still wins."""

@@ -237,7 +237,9 @@ class Budget:
         """
         from archdsl.cost.model import ModelCost, cost
 
-        lengths = [seq_len] if isinstance(seq_len, int) or seq_len is None else list(seq_len)
+        if isinstance(seq_len, str):  # "2k,128k", as --seq reads it
+            seq_len = parse_sizes(seq_len, origin="seq_len")
+        lengths = [seq_len] if seq_len is None or not isinstance(seq_len, Sequence) else list(seq_len)
         if not lengths:
             raise BudgetError("seq_len is an empty list: give at least one length to check the budget at")
         if isinstance(target, ModelCost):

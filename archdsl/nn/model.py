@@ -54,8 +54,8 @@ class ArchModel(nn.Module):
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.shape[1] < 1 or ids.is_floating_point():
             got = f"{tuple(ids.shape)} of {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
             raise GenerationError(f"{who} takes integer token ids of shape (batch, length >= 1), got {got}")
-        if ids.dtype == torch.bool or ids.is_complex():
-            raise GenerationError(f"{who} takes integer token ids, got a tensor of {ids.dtype}")
+        if ids.dtype not in (torch.int64, torch.int32):  # what the embedding takes
+            raise GenerationError(f"{who} takes token ids as torch.long (or int32), got a tensor of {ids.dtype}")
         if ids.numel() == 0 or ids.device.type == "meta" or torch.compiler.is_compiling():
             return  # nothing to look at (meta: shapes only); a compiled graph must not branch on data
         low, high = (int(v) for v in torch.aminmax(ids))
@@ -115,7 +115,7 @@ class ArchModel(nn.Module):
         """Continue ``ids`` (B, T) by ``max_new_tokens`` tokens; temperature 0 is greedy."""
         vocab = self.settings.vocab
         self._check_ids(ids, "generate")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
             raise GenerationError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
         if (
             isinstance(temperature, bool)
@@ -128,6 +128,7 @@ class ArchModel(nn.Module):
             isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= vocab
         ):
             raise GenerationError(f"top_k must be an integer in 1..{vocab}, got {top_k!r}")
+        max_new_tokens = int(max_new_tokens)
         batch, length = ids.shape
         self._check_generation_fits(batch, length, max_new_tokens)
         state = self.init_state(batch, length + max_new_tokens)
@@ -148,14 +149,16 @@ class ArchModel(nn.Module):
         from archdsl.cost.model import cost
         from archdsl.nn.memory import check_fits
 
+        from archdsl.cost.model import MAX_ARGUMENT
+        from archdsl.errors import LimitError
+
+        what = f"generating {max_new_tokens:,} tokens after a prompt of {batch} x {length}"
+        if length + max_new_tokens > MAX_ARGUMENT:
+            raise LimitError(f"{what} is past the limit of {MAX_ARGUMENT:,} positions (2^32)")
         p = next(self.parameters())
         state = cost(graph, seq_len=1, context=length + max_new_tokens, state_bytes=p.element_size()).state_bytes
         logits = length * self.settings.vocab * 4
-        check_fits(
-            batch * (state + logits),
-            f"generating {max_new_tokens:,} tokens after a prompt of {batch} x {length}",
-            device=p.device,
-        )
+        check_fits(batch * (state + logits), what, device=p.device)
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:

@@ -47,3 +47,9 @@ def test_one_length_works_as_before_and_names_its_length():
     limit, value = result.values[0]
     assert limit.at == 2048 and limit.label == "state<=100MiB at 2k" and value == 16 * 2**20
     assert not Budget.parse("state<=100MiB").check(spec, seq_len=131072)
+
+
+def test_seq_len_may_be_written_as_text():
+    spec = archdsl.load(LLAMA)
+    result = Budget.parse("state<=100MiB").check(spec, seq_len="2k,128k")
+    assert [limit.at for limit, _ in result.values] == [2048, 131072] and not result.ok
