@@ -25,6 +25,10 @@ from archdsl.spec.model import (
 from archdsl.syntax import ast
 
 
+# words the grammar reserves: a let of one of these names could be defined but never used
+KEYWORDS = frozenset({"model", "let", "shared", "true", "false"})
+
+
 def resolve(program: ast.Program, **settings: Any) -> Spec:
     """Turn a parsed program into a Spec. ``settings`` override the ``model`` header."""
     model = _model_settings(program.header, settings)
@@ -102,6 +106,8 @@ class _Resolver:
 
     def run(self) -> Spec:
         for let in self.program.lets:
+            if let.name in KEYWORDS:
+                raise ResolveError(f"'{let.name}' is a keyword of the language; a let cannot take its name", let.span)
             if let.name in self.lets:
                 first = self.lets[let.name].span
                 raise ResolveError(f"'{let.name}' is defined twice (first at {first.line}:{first.column})", let.span)
@@ -316,8 +322,12 @@ def _check_size(program: ast.Program, lets: dict[str, ast.Let]) -> None:
             f"the program unrolls to {total:,} layer calls, more than the limit of {limits.MAX_SUBLAYERS:,}",
             program.body.span,
         )
-    for name in lets:  # the unused ones too: the resolver checks them
-        let_size(name, 1)
+    for name, let in lets.items():  # the unused ones too: the resolver expands them to check them
+        size = let_size(name, 1)
+        if size > limits.MAX_SUBLAYERS:
+            raise LimitError(
+                f"'{name}' unrolls to {size:,} layer calls, more than the limit of {limits.MAX_SUBLAYERS:,}", let.span
+            )
 
 
 def _check_parameters(body: SeqNode, model: ModelSettings) -> None:

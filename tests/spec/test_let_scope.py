@@ -43,6 +43,12 @@ def test_a_let_name_that_is_no_layer_cannot_be_used_above_its_definition():
         pytest.param("let blk = attn windw=5\nssm", "has no parameter 'windw'", id="unknown-parameter"),
         pytest.param("let blk = 1000001x(ssm)\nssm", "larger than the limit", id="absurd-repeat"),
         pytest.param("let blk = ssm nope\nlet mix = blk\nssm", "unknown layer 'nope'", id="chain"),
+        pytest.param(
+            "\n".join(["let a0 = ssm", *(f"let a{i} = a{i - 1} a{i - 1}" for i in range(1, 40))]) + "\nssm",
+            r"'a17' unrolls to 131,072 layer calls, more than the limit",
+            id="doubling-chain",  # checked by arithmetic, never expanded
+        ),
+        pytest.param("let model = ssm\nssm", "'model' is a keyword", id="keyword-name"),
     ],
 )
 def test_unused_lets_are_checked(text, message):
