@@ -213,6 +213,8 @@ class _Writer:
             inner = ""
             for i, branch in enumerate(node.branches):
                 text = self.seq(branch, depth + 1).strip(" ")
+                if text.startswith("#"):  # a comment right after `(` or `|`
+                    text = ("  " if not i else " ") + text
                 if i:  # a `|` that starts a line is indented as the branch it opens
                     inner += INDENT * (depth + 1) + "| " if inner.endswith("\n") else " | "
                 inner += text
@@ -283,9 +285,14 @@ class _Writer:
             else:
                 current.append(node)
         end_line()
-        while lines and lines[-1] == "":
-            lines.pop()
-        return "\n".join(line.rstrip() for line in lines) + "\n"
+        out: list[str] = []
+        for line in "\n".join(lines).split("\n"):  # lines inside parentheses too
+            line = line.rstrip()
+            if line or (out and out[-1]):  # runs of blank lines fold into one
+                out.append(line)
+        while out and not out[-1]:
+            out.pop()
+        return "\n".join(out) + "\n"
 
     def statement(self, node: Statement) -> str:
         if node.keyword == "model":

@@ -85,6 +85,22 @@ def test_fmt_write_keeps_the_authors_text(tmp_path):
     assert canonical.output.startswith("model d_model=256 vocab=1000\nlet glob = shared(attn mlp)\n")
 
 
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("2x(  # why\n\n\n  ssm\n  mlp\n)", "2x(  # why\n\n    ssm\n    mlp\n)\n"),
+        ("(attn |  # b\n ssm)", "(attn |  # b\n    ssm)\n"),
+        ("(attn\n| ssm\n| conv)", "(attn\n    | ssm\n    | conv)\n"),
+        ("let a = ssm;let b = a a;b", "let a = ssm; let b = a a; b\n"),
+        ("\n\n\nssm\t\t#tab\t\n\n\n", "ssm  #tab\n"),
+        ("1_000x(shared  (attn))", "1000x(shared(attn))\n"),
+    ],
+)
+def test_layout_inside_parentheses(source, expected):
+    assert format_source(source) == expected
+    assert format_source(expected) == expected
+
+
 def test_invalid_programs_are_not_formatted():
     with pytest.raises(archdsl.ArchDSLError, match="unknown layer 'atn'"):
         format_source("# c\natn")
