@@ -48,7 +48,19 @@ class _Group(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-REPORT_AT = "https://github.com/archdsl/archdsl/issues"
+def report_at() -> str:
+    """Where to report a bug: the package's ``Issues`` (or ``Bug Tracker``) URL when its metadata
+    declares one, else words that name the place."""
+    try:
+        from importlib.metadata import metadata
+
+        for entry in metadata("archdsl").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() in ("issues", "bug tracker", "tracker"):
+                return url.strip()
+    except Exception:  # noqa: BLE001 - not installed, or odd metadata: fall back to words
+        pass
+    return "the archdsl issue tracker"
 
 
 def internal_error_message(exc: BaseException) -> str:
@@ -59,7 +71,7 @@ def internal_error_message(exc: BaseException) -> str:
         detail = detail[:197] + "..."
     what = type(exc).__name__ + (f": {detail}" if detail else "")
     return (
-        f"error: internal error: {what} (please report at {REPORT_AT} with the command you ran; "
+        f"error: internal error: {what} (please report at {report_at()} with the command you ran; "
         "ARCHDSL_DEBUG=1 shows the traceback)"
     )
 
