@@ -106,7 +106,7 @@ def programs(draw):
     return "\n".join([*lines, text]), ref
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(programs())
 def test_let_expansion_equals_lexical_macro_expansion(case):
     program, reference = case

@@ -125,7 +125,7 @@ def layouts(draw):
     return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n\n"]))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(layouts(), st.booleans())
 def test_format_is_idempotent_and_means_the_same_model(source, roll):
     out = format_source(source, roll=roll)
