@@ -93,7 +93,7 @@ def _plain(title: str, rows: list, footer: list) -> str:
     widths = [max(len(r[i]) for r in [header, *rows, *footer]) for i in range(len(COLUMNS))]
 
     def line(row) -> str:
-        cells = [c.rjust(w) if j == "right" else c.ljust(w) for c, w, (_, j) in zip(row, widths, COLUMNS)]
+        cells = [c.rjust(w) if j == "right" else c.ljust(w) for c, w, (_, j) in zip(row, widths, COLUMNS, strict=True)]
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
