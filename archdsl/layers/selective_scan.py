@@ -62,9 +62,8 @@ def _inputs(B: torch.Tensor, dtx: torch.Tensor, out: torch.Tensor) -> torch.Tens
 def _states_(a: torch.Tensor, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """In place: u (g, S, N, E) becomes the states h_t = a_t h_{t-1} + u_t from h (g, N, E).
     Returns a copy of the last state."""
-    for s in range(u.shape[1]):
-        u[:, s].addcmul_(a[:, s], h)
-        h = u[:, s]
+    for a_t, u_t in zip(a.unbind(1), u.unbind(1)):
+        h = u_t.addcmul_(a_t, h)
     return h.clone()
 
 
@@ -101,22 +100,25 @@ def _backward(dtx, dt, A2, At, B, C, starts, dy, carry, chunk: int, S: int, grad
         for i, h_in in zip(reversed(blocks), reversed(entering)):
             j = i + S
             _states_(_decays(dt[:, i:j], A2, a), _inputs(B[:, i:j], dtx[:, i:j], h), h_in)  # the block's states
-            torch.linalg.vecdot(h, dy[:, i:j, None, :], out=dC[:, i:j])  # dC_t = sum_e dy_t h_t
+            # dC_t = sum_e dy_t h_t (r as scratch: products into preallocated buffers, then sums,
+            # as fresh temporaries of this size cost more than the products)
+            torch.sum(torch.mul(h, dy[:, i:j, None, :], out=r), -1, out=dC[:, i:j])
             # the adjoint, from the block's end: r_t = dy_t C_t + a_{t+1} r_{t+1}
             torch.mul(C[:, i:j, :, None], dy[:, i:j, None, :], out=r)
             r[:, -1] += carry
+            a_next, r_next = a.unbind(1), r.unbind(1)
             for s in reversed(range(S - 1)):
-                r[:, s].addcmul_(a[:, s + 1], r[:, s + 1])
+                r_next[s].addcmul_(a_next[s + 1], r_next[s + 1])
             carry = a[:, 0] * r[:, 0]  # dL/d(state entering the block)
             # r is dL/du_t, with u_t = dtx_t B_t
             ddtx[:, i:j] = torch.bmm(B[:, i:j].reshape(g * S, 1, N), r.view(g * S, N, E)).view(g, S, E)
-            torch.linalg.vecdot(r, dtx[:, i:j, None, :], out=dB[:, i:j])
             # dL/d(log a_t) = r_t a_t h_{t-1}, into a; log a_t = dt_t A
             a.mul_(r)
             a[:, 1:].mul_(h[:, :-1])
             a[:, 0].mul_(h_in)
+            torch.sum(torch.mul(r, dtx[:, i:j, None, :], out=h), -1, out=dB[:, i:j])  # h as scratch
             dA.addcmul_(a, dt[:, i:j, None, :])
-            torch.linalg.vecdot(a, At, dim=2, out=ddt[:, i:j])
+            torch.sum(torch.mul(a, At, out=r), 2, out=ddt[:, i:j])
     return carry
 
 
