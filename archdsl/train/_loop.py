@@ -64,7 +64,9 @@ def train(
         with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
             torch.manual_seed(s.seed)
             model = build(graph)
-        return _run(model, task, s, device, autocast_dtype, callback, progress)
+        result = _run(model, task, s, device, autocast_dtype, callback, progress)
+        result.spec = str(spec)
+        return result
     finally:
         torch.set_num_threads(threads_before)
 
