@@ -37,7 +37,14 @@ def count_params(module) -> int:
 @app.command()
 @reports_errors
 def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None:
-    """Parse, resolve and lower a program; report problems as file:line:col."""
+    """Parse, resolve and lower a program; report problems as file:line:col. On a search space:
+    its choice sites and the number of layouts."""
+    from archdsl.cli.space import print_check, space_or_none
+
+    space = space_or_none(file, expr)
+    if space is not None:
+        print_check(space)
+        return
     spec = load_spec(file, expr)
     graph = archdsl.to_graph(spec)
     sublayers = sum(1 for _, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True))
@@ -52,10 +59,12 @@ def fmt(
     roll: bool = typer.Option(False, "--roll", help="re-roll repeats into the shortest Nx(...) form"),
     write: bool = typer.Option(False, "--write", "-w", help="rewrite the file in place"),
 ) -> None:
-    """Print the canonical text of a program."""
+    """Print the canonical text of a program (of a search space: choices kept)."""
+    from archdsl.cli.space import space_or_none
     from archdsl.syntax.printer import print_spec
 
-    text = print_spec(load_spec(file, expr), roll=roll)
+    space = space_or_none(file, expr)
+    text = str(space) if space is not None else print_spec(load_spec(file, expr), roll=roll)
     if write:
         if file is None:
             fail("--write needs a FILE")

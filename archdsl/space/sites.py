@@ -29,7 +29,7 @@ from typing import Any
 
 from archdsl.errors import LimitError
 from archdsl.space import limits
-from archdsl.space.walk import CHOICE_VALUES, LetTable, has_choices, option_values
+from archdsl.space.walk import CHOICE_VALUES, LetTable, has_choices, iter_nodes, option_values
 from archdsl.syntax import ast
 
 
@@ -268,6 +268,13 @@ class SiteTable:
             return
         most = max(counts, default=1) if counts is not None else item.count
         least = min(counts, default=1) if counts is not None else item.count
+        per_copy = sum(1 for node in iter_nodes(item.body) if isinstance(node, (*CHOICE_VALUES, ast.Alternatives)))
+        if len(self.sites) + per_copy * most > limits.MAX_SITES:  # refused before any is made
+            raise LimitError(
+                f"this repeat draws {per_copy * most:,} choices separately ({most:,} copies), more than the "
+                f"limit of {limits.MAX_SITES:,} choice sites; draw fewer copies separately or use named choices",
+                item.span,
+            )
         for copy in range(most):  # type: ignore[arg-type]
             condition = scope.condition
             if copy >= least:

@@ -155,13 +155,15 @@ class Space:
 
     # --- enumeration --------------------------------------------------------------------------
 
-    def layouts(self, budget: Any = None, *, limit: int = limits.MAX_ENUMERATE, **cost_settings: Any):
-        """Every layout of a space of at most ``limit`` layouts, as :class:`Layout` (params, spec,
-        cost, budget check). With ``budget``, only those within it. Combinations that do not
-        build are skipped (``Layout.error`` says why when ``budget`` is None)."""
+    def layouts(self, budget: Any = None, *, limit: int = limits.MAX_ENUMERATE, tally=None, **cost_settings: Any):
+        """Every layout of a space of at most ``limit`` layouts, lazily, as
+        :class:`~archdsl.space.enumerate.Layout` (params, spec, cost, budget check). With
+        ``budget`` (an ``archdsl.Budget`` or its text) only those within it; ``tally`` (a
+        :class:`~archdsl.space.enumerate.Tally`) counts how many were seen, over and infeasible.
+        ``cost_settings``: ``seq_len``, ``batch``, ``context`` of the cost."""
         from archdsl.space.enumerate import layouts
 
-        return layouts(self, budget, limit=limit, **cost_settings)
+        return layouts(self, budget, limit=limit, tally=tally, **cost_settings)
 
     def _iter(self, *, limit: int, what: str) -> Iterator[tuple[dict[str, Any], Spec | None]]:
         """(params, spec or None when the combination does not build) for every layout."""

@@ -164,7 +164,8 @@ class Validator(_Resolver):
         if isinstance(expr, CHOICE_VALUES):
             raise SpaceError(
                 "a value choice cannot stand in the stack: name it (let w = {256, 512}) and use it as a "
-                "parameter value (attn window=w), or write it after a key (window={256, 512})",
+                "parameter value (attn window=w), or write it after a key (window={256, 512}); a repeat-count "
+                "choice is written {2, 4}x(...), with no space before the x",
                 expr.span,
             )
         if isinstance(expr, ast.Repeat) and isinstance(expr.count, CHOICE_VALUES):
