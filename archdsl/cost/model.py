@@ -219,9 +219,7 @@ def _to_graph(target: Any) -> Any:
     from archdsl.spec.model import Spec
 
     if not isinstance(target, (Spec, str, bytes)):
-        raise CostError(
-            f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}"
-        )
+        raise CostError(f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}")
     return lower(_as_spec(target, "cost"))
 
 
