@@ -165,6 +165,7 @@ class SiteTable:
         self.labels: dict[int, list[str]] = {}  # id(Alternatives) -> option labels
         self.taken: dict[str, int] = {}
         self.shared_seen: set[int] = set()
+        self.listing = True
         self.reachable = self._reachable()
         for param in program.header.params if program.header else ():
             if isinstance(param.value, CHOICE_VALUES):
@@ -173,6 +174,12 @@ class SiteTable:
             if let.name in self.reachable:
                 self._let(let)
         self._seq(program.body, _Scope())
+        # the lets no layout uses: keyed (sampling substitutes them with any option, so that
+        # the plain program still resolves) but not listed, never drawn, not counted
+        self.listing = False
+        for let in program.lets:
+            if let.name not in self.reachable:
+                self._let(let)
 
     def site(self, node: object, copies: tuple[int, ...]) -> Site:
         return self.by_key[(id(node), copies)]
@@ -180,6 +187,10 @@ class SiteTable:
     # --- naming ------------------------------------------------------------------------------
 
     def _add(self, node: object, scope: _Scope, label: str, kind: str, options: Any, **extra: Any) -> Site:
+        if not self.listing:
+            site = Site(f"(unused) {join(scope.prefix, label)}", kind, options, getattr(node, "span", None), **extra)
+            self.by_key[(id(node), scope.copies)] = site
+            return site
         if len(self.sites) >= limits.MAX_SITES:
             raise LimitError(
                 f"the search space has more than {limits.MAX_SITES:,} choice sites; "
