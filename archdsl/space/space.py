@@ -22,7 +22,7 @@ from typing import Any
 from archdsl.errors import ArchDSLError, did_you_mean
 from archdsl.space import limits
 from archdsl.space.count import space_size
-from archdsl.space.sample import Decide, Substitution
+from archdsl.space.sample import Decide, Substitution, static_seqs
 from archdsl.space.sites import Site, SiteTable
 from archdsl.space.text import program_text
 from archdsl.space.validate import SpaceError, Validator, check_size, check_space_size, model_settings
@@ -67,6 +67,7 @@ class Space:
         self._size = space_size(program, self.lets)
         check_space_size(self._size, program.body.span)
         self._by_name = {site.name: site for site in self.table.sites}
+        self._static = static_seqs(program, self.lets)
 
     # --- what the space is -------------------------------------------------------------------
 
@@ -199,7 +200,7 @@ class Space:
     # --- internals ----------------------------------------------------------------------------
 
     def plain_program(self, decide: Decide) -> ast.Program:
-        return Substitution(self.program, self.lets, self.table, decide).run()
+        return Substitution(self.program, self.lets, self.table, decide, self._static).run()
 
     def _spec(self, decide: Decide, drawn: dict[str, Any]) -> Spec:
         from archdsl.spec.resolve import resolve

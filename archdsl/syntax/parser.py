@@ -93,7 +93,7 @@ class _Layout:
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
     path = grammar_path()
-    return Lark.open(
+    parser = Lark.open(
         path.name,
         rel_to=str(path),
         parser="lalr",
@@ -103,6 +103,12 @@ def _lark() -> Lark:
         propagate_positions=True,
         postlex=_Layout(),
     )
+    # Lark.lex (the context of a syntax error) builds a new lexer on every call unless the Lark
+    # object has one, and with strict=True each build re-runs the terminal collision check
+    # (tens of ms). Give it the parser's own basic lexer, built and checked once.
+    frontend_lexer = getattr(parser.parser, "lexer", None)
+    parser.lexer = getattr(frontend_lexer, "lexer", frontend_lexer)
+    return parser
 
 
 def _token_span(tok: Token, file: str | None = None) -> ast.Span:
