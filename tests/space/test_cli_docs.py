@@ -46,7 +46,9 @@ def test_fmt_keeps_the_choices():
     result = run("fmt", "-e", "let m = {ssm,attn   window={64,256}}\n{2,4}x( m mlp )")
     assert result.exit_code == 0, result.output
     assert result.output == "let m = {ssm, attn window={64, 256}}\n{2, 4}x(m mlp)\n"
-    assert archdsl.parse_space(result.output) == archdsl.parse_space("let m = {ssm, attn window={64, 256}}\n{2, 4}x(m mlp)")
+    assert archdsl.parse_space(result.output) == archdsl.parse_space(
+        "let m = {ssm, attn window={64, 256}}\n{2, 4}x(m mlp)"
+    )
 
 
 def test_sample_prints_a_plain_layout_that_the_params_give_back():

@@ -187,3 +187,48 @@ def test_match_refuses_a_layout_outside_the_space():
     assert space.match(archdsl.parse(HEAD + "ssm ssm ssm ssm")) == {"repeat": 4}
     with pytest.raises(SpaceError, match="not a point of the search space"):
         space.match(archdsl.parse(HEAD + "3x(ssm)"))
+
+
+def test_sample_with_a_budget_refuses_a_layout_over_it():
+    from archdsl.space import OverBudgetError
+
+    space = archdsl.parse_space(HEAD + "{1, 8}x(attn mlp)")
+    small = space.sample(optuna.trial.FixedTrial({"repeat": 1}), budget="params<=100K")
+    assert archdsl.cost(small).params <= 100_000
+    with pytest.raises(OverBudgetError) as info:
+        space.sample(optuna.trial.FixedTrial({"repeat": 8}), budget=archdsl.Budget.parse("params<=100K"))
+    assert info.value.params == {"repeat": 8}
+    assert not info.value.check.ok and "params<=100K" in str(info.value)
+    assert info.value.spec == space.fix({"repeat": 8})
+
+
+def test_layouts_under_a_budget_are_those_the_budget_allows():
+    from archdsl.space.enumerate import Tally
+
+    space = archdsl.parse_space(HEAD + "{1, 2, 4}x({ssm, attn, conv} mlp hidden={64, 256})")
+    budget = archdsl.Budget.parse("params<=150K state@4k<=256KiB")
+    everything = list(space.layouts())
+    assert len(everything) == space.size == 18
+    expected = [layout.params for layout in everything if budget.check(layout.spec).ok]
+    tally = Tally()
+    within = list(space.layouts(budget, tally=tally))
+    assert [layout.params for layout in within] == expected
+    assert 0 < len(expected) < 18 and (tally.total, tally.within, tally.over) == (18, len(expected), 18 - len(expected))
+    for layout in within:
+        assert layout.cost.params == archdsl.cost(space.fix(layout.params)).params
+
+
+def test_size_is_exact_for_spaces_too_large_to_list():
+    assert archdsl.parse_space(HEAD + "100x each({ssm, attn, conv})").size == 3**100
+    assert archdsl.parse_space(HEAD + "{1..300}x each({ssm, conv})").size == sum(2**c for c in range(1, 301))
+    assert archdsl.parse_space(HEAD + "ssm state={16..1024 step=16} attn window={1..4096}").size == 64 * 4096
+    assert archdsl.parse_space("model norm_eps={1e-6..1e-4 log}\nssm").size == float("inf")
+    with pytest.raises(SpaceError, match=f"cannot list {2**100:,} layouts: the limit is 100,000"):
+        next(iter(archdsl.parse_space(HEAD + "100x each({ssm, conv})").layouts()))
+
+
+def test_keyword_settings_override_the_header_and_its_choices():
+    space = archdsl.parse_space("model d_model={64, 128} vocab=100\n{ssm, conv}", d_model=64)
+    assert [s.name for s in space.sites] == ["{ssm,conv}"] and space.size == 2
+    assert space.fix({"{ssm,conv}": "ssm"}).model.d_model == 64
+    assert archdsl.parse_space(str(space)) == space
