@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from archdsl.spec.model import Spec
+
 if TYPE_CHECKING:
     from archdsl.cost import BudgetCheck, ModelCost
     from archdsl.space.space import Space
-    from archdsl.spec.model import Spec
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,10 @@ def layouts(
     tally = tally if tally is not None else Tally()
     for params, spec in space._iter(limit=limit, what="list"):
         tally.total += 1
-        if spec is None:
+        if not isinstance(spec, Spec):  # the error of a combination that does not build
             tally.infeasible += 1
             if budget is None:
-                try:
-                    space.fix(params)
-                except Exception as err:  # noqa: BLE001 - the reason, as text
-                    message = getattr(err, "message", str(err))
-                else:  # pragma: no cover - _iter said it does not build
-                    message = "does not build"
-                yield Layout(params, None, error=message)
+                yield Layout(params, None, error=spec.message)
             continue
         c = cost(spec, seq_len=seq_len, batch=batch, context=context)
         check = budget.check(c) if budget is not None else None

@@ -150,7 +150,7 @@ class Space:
             raise ArchDSLError(f"match() takes a Spec or program text, not {type(spec).__name__}")
         target = layout_key(spec)
         for params, candidate in self._iter(limit=limits.MAX_ENUMERATE, what="match a layout against"):
-            if candidate is not None and layout_key(candidate) == target:
+            if isinstance(candidate, Spec) and layout_key(candidate) == target:
                 return params
         raise SpaceError("this layout is not a point of the search space (no choice of options gives it)")
 
@@ -166,8 +166,9 @@ class Space:
 
         return layouts(self, budget, limit=limit, tally=tally, **cost_settings)
 
-    def _iter(self, *, limit: int, what: str) -> Iterator[tuple[dict[str, Any], Spec | None]]:
-        """(params, spec or None when the combination does not build) for every layout."""
+    def _iter(self, *, limit: int, what: str) -> Iterator[tuple[dict[str, Any], Spec | InfeasibleError]]:
+        """(params, spec) for every layout; in place of the spec, the error of a combination
+        that does not build."""
         if self.size > limit:
             shown = "infinitely many (a float range without a step)" if self.size == math.inf else f"{self.size:,}"
             raise SpaceError(
@@ -192,9 +193,9 @@ class Space:
                 return values[k]
 
             try:
-                spec = self._spec(decide, drawn)
-            except InfeasibleError:
-                spec = None
+                spec: Spec | InfeasibleError = self._spec(decide, drawn)
+            except InfeasibleError as err:
+                spec = err
             yield dict(drawn), spec
 
     # --- internals ----------------------------------------------------------------------------

@@ -169,6 +169,10 @@ def test_infeasible_combination_names_sites_and_values():
     message = str(info.value)
     assert "attn.heads=4" in message and "attn.kv_heads=8" in message
     assert info.value.sites == ("attn.heads", "attn.kv_heads")
+    listed = list(space.layouts())
+    assert [layout.error is not None for layout in listed] == [False, False, False, True]
+    assert "kv_heads" in listed[-1].error and listed[-1].params == {"attn.heads": 4, "attn.kv_heads": 8}
+    assert len(list(space.layouts(budget="params<=10M"))) == 3  # under a budget: skipped
     assert isinstance(info.value, ArchDSLError)
 
 
