@@ -295,8 +295,9 @@ class SiteTable:
             self._seq(item.body, inner)
 
     def _alternatives(self, item: ast.Alternatives, scope: _Scope, label: str | None = None) -> None:
-        labels = option_labels(item)
-        self.labels[id(item)] = labels
+        labels = self.labels.get(id(item))
+        if labels is None:  # once per choice, not once per copy of an `each` repeat
+            labels = self.labels[id(item)] = option_labels(item)
         name_label = label if label is not None else "{" + ",".join(option_label(o) for o in item.options) + "}"
         site = self._add(item, scope, name_label, "layer", tuple(labels))
         for option, option_name in zip(item.options, labels):

@@ -61,11 +61,12 @@ class Space:
         self.source = source
         self.lets = LetTable(program)
         check_size(program, self.lets)
+        # the size is arithmetic on the AST: an absurd space is refused before its sites are made
+        self._size = space_size(program, self.lets)
+        check_space_size(self._size, program.body.span)
         self.table = SiteTable(program, self.lets)
         self.model = model_settings(program, {})
         Validator(program, self.model, self.lets).run_checks()
-        self._size = space_size(program, self.lets)
-        check_space_size(self._size, program.body.span)
         self._by_name = {site.name: site for site in self.table.sites}
         self._static = static_seqs(program, self.lets)
 

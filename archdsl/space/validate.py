@@ -251,8 +251,9 @@ def check_size(program: ast.Program, table: LetTable) -> None:
 
 def check_space_size(size: float, span: ast.Span | None) -> None:
     if size != math.inf and size > limits.MAX_SIZE:
+        # digits from the bit length: str() of a huge int is slow, and refused past 4,300 digits
+        digits = int(size.bit_length() * math.log10(2))
         raise LimitError(
-            f"the search space has about 10^{len(str(size)) - 1} layouts, more than the limit of 10^"
-            f"{len(str(limits.MAX_SIZE)) - 1}",
+            f"the search space has about 10^{digits} layouts, more than the limit of 10^{limits.MAX_SIZE_DIGITS}",
             span,
         )
