@@ -69,6 +69,7 @@ class Space:
         Validator(program, self.model, self.lets).run_checks()
         self._by_name = {site.name: site for site in self.table.sites}
         self._static = static_seqs(program, self.lets)
+        self._layers: dict = {}  # resolved layer calls, shared by every sample (see resolve_cached)
 
     # --- what the space is -------------------------------------------------------------------
 
@@ -205,11 +206,11 @@ class Space:
         return Substitution(self.program, self.lets, self.table, decide, self._static).run()
 
     def _spec(self, decide: Decide, drawn: dict[str, Any]) -> Spec:
-        from archdsl.spec.resolve import resolve
+        from archdsl.space.validate import resolve_cached
 
         program = self.plain_program(decide)
         try:
-            return resolve(program)
+            return resolve_cached(program, self._layers)
         except ArchDSLError as err:
             if isinstance(err, SpaceError):
                 raise

@@ -257,3 +257,26 @@ def check_space_size(size: float, span: ast.Span | None) -> None:
             f"the search space has about 10^{digits} layouts, more than the limit of 10^{limits.MAX_SIZE_DIGITS}",
             span,
         )
+
+
+class _CachingResolver(_Resolver):
+    """The plain resolver, remembering each distinct layer call it resolved: the layouts of a
+    space repeat the same few calls, and validating their parameters was a third of a sample."""
+
+    def __init__(self, program: ast.Program, model: ModelSettings, cache: dict):
+        super().__init__(program, model)
+        self.cache = cache
+
+    def _layer(self, call: ast.Call):
+        key = (call.name, tuple((p.key, type(p.value), p.value) for p in call.params), self.model)
+        node = self.cache.get(key)
+        if node is None:
+            node = super()._layer(call)
+            if len(self.cache) < 4096:
+                self.cache[key] = node
+        return node
+
+
+def resolve_cached(program: ast.Program, cache: dict):
+    """``archdsl.spec.resolve.resolve(program)`` with layer calls remembered in ``cache``."""
+    return _CachingResolver(program, _model_settings(program.header, {}), cache).run()
