@@ -117,9 +117,7 @@ def enumerate_under_budget(limit: int) -> None:
     space = archdsl.parse_space(SPACE_100K)
     tally = Tally()
     start = time.perf_counter()
-    fits = 0
     for _ in space.layouts(BUDGET, tally=tally, limit=max(limit, space.size)):
-        fits += 1
         if tally.total >= limit:
             break
     elapsed = time.perf_counter() - start

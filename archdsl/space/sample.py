@@ -146,7 +146,7 @@ def static_seqs(program: ast.Program, lets: LetTable) -> frozenset[int]:
 
     def plain(node: Any) -> bool:
         if isinstance(node, ast.Seq):
-            ok = all([plain(item) for item in node.items])  # a list: visit every item
+            ok = all([plain(item) for item in node.items])  # noqa: C419 - a list: visit every item
             if ok:
                 static.add(id(node))
             return ok
@@ -160,7 +160,7 @@ def static_seqs(program: ast.Program, lets: LetTable) -> frozenset[int]:
         if isinstance(node, (ast.Group, ast.Shared)):
             return plain(node.body)
         if isinstance(node, ast.Parallel):
-            return all([plain(b) for b in node.branches])
+            return all([plain(b) for b in node.branches])  # noqa: C419 - visit every branch
         if isinstance(node, ast.Alternatives):
             for option in node.options:
                 plain(option)

@@ -137,7 +137,8 @@ def source_text(text: str | bytes, filename: str | None = None) -> str:
 
 
 def _normalise(text: str) -> str:
-    text = text.removeprefix("\ufeff")
+    if text.startswith("\ufeff"):
+        text = text[1:]
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -83,7 +83,7 @@ def test_sample_all_under_a_budget_counts_what_fits():
 def test_readme_search_space_snippet_runs(monkeypatch):
     monkeypatch.chdir(ROOT)
     section = (ROOT / "README.md").read_text().split("## Search spaces", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["study"].best_trial.state == optuna.trial.TrialState.COMPLETE
