@@ -85,7 +85,8 @@ def fmt(
             file.write_text("\n".join(header) + ("\n" if header else "") + text, encoding="utf-8")
         except OSError as exc:
             raise ArchDSLError(f"cannot write '{file}': {exc.strerror or exc}") from None
-        console.print(f"rewrote {file} (opening comments kept; let names other than shared groups expanded)")
+        kept = "choices and let names kept" if space is not None else "let names other than shared groups expanded"
+        console.print(f"rewrote {file} (opening comments kept; {kept})")
     else:
         typer.echo(text, nl=not text.endswith("\n"))
 

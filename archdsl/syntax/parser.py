@@ -273,7 +273,7 @@ class _ToAST(Transformer):
         choice = self.value_choice(meta, values)
         # the span ends before the 'x', like a COUNT's
         end = ast.Span(close.line, close.column, close.end_line, close.end_column - 1, self.file)
-        return replace(choice, span=_join(choice.span, end))
+        return replace(choice, span=_join(_span(meta, self.file), end))
 
     def range(self, meta, children):
         low, high, *options = children
