@@ -85,8 +85,8 @@ def test_size_equals_brute_force_and_every_layout_fixes(text):
 
 
 def test_every_kind_of_choice_samples_through_optuna():
-    text = HEAD + (
-        "let mixer = {ssm state={16..64 step=16}, attn window={16, 32}, gdn}\n"
+    text = "model d_model=64 vocab=100 norm_eps={1e-6..1e-4 log}\n" + (
+        "let mixer = {ssm state={16..64 step=16}, attn window={16, 32}, gdn, moe experts={2..16 log}}\n"
         "let w = {128, 256}\n"
         "{1, 2}x(mixer mlp hidden=w) 2x each({conv, rglru}) attn window=w"
     )
@@ -101,8 +101,12 @@ def test_every_kind_of_choice_samples_through_optuna():
         if trial.params["mixer"] != "attn":
             assert "mixer.attn.window" not in trial.params  # conditional: drawn only when active
         seen.add(str(spec))
+        assert 1e-6 <= spec.model.norm_eps <= 1e-4 and spec.model.norm_eps == trial.params["model.norm_eps"]
         study.tell(trial, 0.0)
     assert len(seen) > 10
+    kinds = {site.name: type(site.distribution).__name__ for site in space.sites}
+    assert kinds["model.norm_eps"] == "FloatDistribution" and space.sites[0].distribution.log
+    assert kinds["mixer.moe.experts"] == "IntDistribution" and kinds["mixer"] == "CategoricalDistribution"
 
 
 def test_site_names_and_conditions():
