@@ -9,8 +9,10 @@ archdsl sample space.arch --all --budget 'params<=20M'   # those within a budget
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -25,35 +27,48 @@ ExprOpt = typer.Option(None, "-e", "--expr", help="program text instead of a fil
 
 
 def load_any_space(file: Optional[Path], expr: Optional[str], **settings) -> Space:
-    """The space of a file or of ``-e TEXT`` (exactly one of them)."""
-    from archdsl.space import load_space, parse_space
+    """The space of a file, of ``-`` (standard input) or of ``-e TEXT`` (exactly one of them)."""
+    from archdsl.space import parse_space
 
     settings = {k: v for k, v in settings.items() if v is not None}
     if (file is None) == (expr is None):
         fail("give either a FILE or -e TEXT")
+    data, name = _read(file, expr)
+    return parse_space(data, filename=name, **settings)
+
+
+def _read(file: Optional[Path], expr: Optional[str]) -> tuple[str | bytes, str]:
+    from archdsl.api import read_bounded, read_source
+    from archdsl.cli.commands import STDIN_NAME
+
     if expr is not None:
-        return parse_space(expr, filename="<expr>", **settings)
-    return load_space(file, **settings)
+        return expr, "<expr>"
+    if str(file) == "-":
+        data = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), STDIN_NAME)
+        # put it back, so that the plain command can read a plain program from stdin again
+        sys.stdin = io.TextIOWrapper(io.BytesIO(data if isinstance(data, bytes) else data.encode("utf-8")))
+        return data, STDIN_NAME
+    return read_source(file), str(file)
 
 
 def space_or_none(file: Optional[Path], expr: Optional[str]) -> Space | None:
     """The space, if the input has choices in it; None for a plain program (or a bad input,
     which the plain command then reports as it always has)."""
-    from archdsl.api import read_source
     from archdsl.errors import ArchDSLError
+    from archdsl.space import parse_space
     from archdsl.space.walk import has_choices
     from archdsl.syntax.parser import parse_program
 
     if (file is None) == (expr is None):
         return None
     try:
-        data, name = (expr, "<expr>") if expr is not None else read_source(file)
+        data, name = _read(file, expr)
         program = parse_program(data, name)
     except ArchDSLError:
         return None
     if not has_choices(program):
         return None
-    return load_any_space(file, expr)
+    return parse_space(data, filename=name)
 
 
 def _count(size: int | float) -> str:

@@ -341,7 +341,10 @@ def _override(program: ast.Program, settings: dict[str, Any]) -> ast.Program:
 
 def load_space(path: Any, **model_settings: Any) -> Space:
     """Read a search space from a file; errors name the file."""
+    from pathlib import Path
+
     from archdsl.api import read_source
 
-    data, name = read_source(path)
-    return parse_space(data, filename=name, **model_settings)
+    if not isinstance(path, (str, Path)):
+        raise ArchDSLError(f"load_space() takes a file path, not {type(path).__name__}")
+    return parse_space(read_source(Path(path)), filename=str(path), **model_settings)

@@ -141,15 +141,19 @@ class Validator(_Resolver):
     def __init__(self, program: ast.Program, model: ModelSettings, table: LetTable):
         super().__init__(program, model)
         self.table = table
-        self.lets = dict(table.lets)
 
     def run_checks(self) -> None:
+        # the lets as the resolver's run() registers them (LetTable refused duplicates already)
+        for let in self.program.lets:
+            self.let_index[let.name] = len(self.lets)
+            self.lets[let.name] = let
+        self.visible = len(self.lets)
         for let in self.program.lets:
             named = self.table.value_lets.get(let.name)
             if named is not None:
                 value_options(named)  # ranges and duplicates; values are checked where used
             else:
-                self._let(ast.Call(let.name, (), let.span))  # unused lets are checked too
+                self._let(let.name)  # unused lets are checked too
         self._seq_items(self.program.body)
 
     def _expr(self, expr: ast.Expr) -> list[Node]:

@@ -119,3 +119,14 @@ def test_a_tpe_study_never_meets_a_dynamic_value_space():
         for name, distribution in trial.distributions.items():
             assert distribution == distributions[name]
         assert archdsl.cost(space.fix(trial.params)).params == trial.value
+
+
+def test_fmt_of_a_plain_each_repeat_and_of_a_space_from_stdin():
+    assert run("fmt", "-e", "4x  each( ssm )").output == "4x each(ssm)\n"
+    result = runner.invoke(app, ["check", "-"], input="{ssm, attn} mlp\n")
+    assert result.exit_code == 0, result.output
+    assert "search space: 1 choice sites, 2 layouts" in result.output
+    plain = runner.invoke(app, ["check", "-"], input="ssm mlp\n")
+    assert plain.exit_code == 0 and "ok: 2 sub-layers" in plain.output
+    refused = run("fmt", "--write", str(HYBRID))
+    assert refused.exit_code == 2 and "does not rewrite a search space yet" in refused.output
