@@ -22,7 +22,7 @@ from rich.table import Table
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.space import Space, SpaceError
 
-FileArg = typer.Argument(None, help="an .arch file (a search space or a plain program)", show_default=False)
+FileArg = typer.Argument(None, help="an .arch file (a program with choices, or a plain one); - reads stdin", show_default=False)
 ExprOpt = typer.Option(None, "-e", "--expr", help="program text instead of a file")
 
 
@@ -105,7 +105,7 @@ def sample(
     d_model: Optional[int] = typer.Option(None, "--d-model", help="override the model header's d_model"),
     vocab: Optional[int] = typer.Option(None, "--vocab", help="override the model header's vocab"),
 ) -> None:
-    """Draw one layout of a search space (or list them all with --all), as plain DSL text."""
+    """Draw one layout of a program with choices (or list them all with --all), as plain DSL text."""
     from archdsl.cost import Budget, parse_size
     from archdsl.syntax.printer import print_spec
 
