@@ -131,16 +131,21 @@ def fmt(
 def show(
     file: Optional[Path] = FileArg,
     expr: Optional[str] = ExprOpt,
-    format: str = typer.Option("table", "--format", "-f", help="table, mermaid or dot"),
+    format: str = typer.Option("table", "--format", "-f", help="table, mermaid, dot, svg or png"),
     d_model: Optional[int] = DModelOpt,
     vocab: Optional[int] = VocabOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the svg or png picture to FILE"),
 ) -> None:
     """Show the sub-layers with their parameter counts, or the graph as Mermaid or DOT text."""
     from archdsl.graph.export import to_dot, to_mermaid
 
-    if format not in ("table", "mermaid", "dot"):
-        fail(f"--format must be table, mermaid or dot, not '{format}'")
+    if format not in ("table", "mermaid", "dot", "svg", "png"):
+        fail(f"--format must be table, mermaid, dot, svg or png, not '{format}'")
     spec = load_spec(file, expr, d_model=d_model, vocab=vocab)
+    if format in ("svg", "png") or out is not None:  # a picture: svg to stdout or --out, png to --out
+        from archdsl.draw import show_picture
+
+        return show_picture(spec, format, out)
     graph = archdsl.to_graph(spec)
     if format == "mermaid":
         typer.echo(to_mermaid(graph), nl=False)
