@@ -141,11 +141,14 @@ def show(
 
     if format not in ("table", "mermaid", "dot", "svg", "png"):
         fail(f"--format must be table, mermaid, dot, svg or png, not '{format}'")
-    spec = load_spec(file, expr, d_model=d_model, vocab=vocab)
     if format in ("svg", "png") or out is not None:  # a picture: svg to stdout or --out, png to --out
+        from archdsl.cli.space import space_or_none
         from archdsl.draw import show_picture
 
-        return show_picture(spec, format, out)
+        # a program with choices draws as one of its layouts with the choice sites outlined
+        space = space_or_none(file, expr) if d_model is None and vocab is None else None
+        return show_picture(space or load_spec(file, expr, d_model=d_model, vocab=vocab), format, out)
+    spec = load_spec(file, expr, d_model=d_model, vocab=vocab)
     graph = archdsl.to_graph(spec)
     if format == "mermaid":
         typer.echo(to_mermaid(graph), nl=False)

@@ -96,6 +96,12 @@ class Space:
     def __repr__(self) -> str:
         return f"<Space: {len(self.table.sites)} choice sites, {self.size} layouts>"
 
+    def _repr_svg_(self) -> str:
+        """Notebooks show a space as one of its layouts with the choice sites outlined."""
+        from archdsl.draw import to_svg
+
+        return to_svg(self)
+
     # --- from parameters to a layout ----------------------------------------------------------
 
     def sample(self, trial: Any, budget: Any = None, **cost_settings: Any) -> Spec:
