@@ -10,6 +10,7 @@ from archdsl.api import build, load, parse, to_graph
 from archdsl import cost  # a callable package: archdsl.cost(spec, seq_len=...)
 from archdsl.cost import Budget
 from archdsl.errors import ArchDSLError
+from archdsl.space import Space, load_space, parse_space
 from archdsl import tasks, train  # train is callable: archdsl.train(spec, task, ...)
 
 
@@ -25,11 +26,14 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchDSLError",
     "Budget",
+    "Space",
     "build",
     "cost",
     "from_hf",
     "load",
+    "load_space",
     "parse",
+    "parse_space",
     "tasks",
     "to_graph",
     "train",
