@@ -206,3 +206,34 @@ def test_a_search_space_draws_as_a_layout_with_its_sites():
     # mixer marks the ssm, the repeat count both blocks of its copy, heads the attention
     assert [m.get("data-site") for m in elements(svg, "rect", "highlight")] == ["1 3", "3", "4"]
     assert texts(svg, "program")[0].startswith("let mixer = {ssm, attn window={16, 32}}")
+
+
+def test_show_draws_a_space_with_its_sites(tmp_path):
+    """`archdsl show SPACE --format svg` draws one layout of the space with its sites listed."""
+    import xml.etree.ElementTree as ET
+
+    from typer.testing import CliRunner
+
+    from archdsl.cli import app
+
+    space = tmp_path / "space.arch"
+    space.write_text("model d_model=64 vocab=64\n{2, 4}x(ssm {mlp, moe})\n")
+    result = CliRunner().invoke(app, ["show", str(space), "--format", "svg"])
+    assert result.exit_code == 0, result.output
+    svg = result.stdout[result.stdout.index("<svg") :]
+    ET.fromstring(svg)  # well-formed
+    assert "repeat: 2 | 4" in svg and "mlp | moe" in svg
+    plain = CliRunner().invoke(app, ["show", "-e", "2x(ssm mlp)", "--format", "svg"])
+    assert plain.exit_code == 0 and "repeat:" not in plain.stdout
+
+
+def test_a_let_choice_highlights_the_blocks_it_decides():
+    """A named choice used inside a repeat outlines its own blocks, not the equal calls beside
+    it (sampling must keep each call's own source span)."""
+    from archdsl.draw.sites import space_layout
+
+    space = archdsl.parse_space("let mixer = {ssm, attn}\n2x(3x(ssm mlp) mixer mlp)", d_model=64, vocab=64)
+    spec, highlights = space_layout(space)
+    by_name = {h.name: h.positions for h in highlights}
+    assert by_name["mixer"] == (6, 14)
+    assert [layer.type for layer in spec.layers()][6] == "ssm"
