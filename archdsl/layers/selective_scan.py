@@ -12,15 +12,19 @@ traffic, so :func:`selective_scan_chunked` runs the recurrence itself, as few pa
 
 * the state is kept as (N, E) per sequence (E contiguous), so that the read-out ``C_t h_t`` is a
   batched row-vector-by-matrix product, and the decays and inputs are broadcast products;
-* tokens go in blocks of a few (at most ``SUB``; as many as keep a block's (b, S, N, E) tensors
-  within ``BLOCK_ELEMENTS``, about the size of a core's L2 cache): a block's decays
+* the work goes in blocks of S tokens (at most ``SUB``) and g sequences, as many as keep a
+  block's (g, S, N, E) tensors within ``BLOCK_ELEMENTS`` (2 MiB, the size of a core's L2 cache
+  here; blocks four times larger ran three times slower per element): a block's decays
   ``exp2(dt log2(e) A)`` and inputs ``dt x B`` are formed in one product each, its states by one
   in-place multiply-add per token (``h_t = a_t h_{t-1} + u_t``), its read-out by one batched
   product;
 * the state entering each chunk of ``chunk`` tokens is kept for backward, nothing else of
   (T, E, N) size: backward goes through the chunks from the end, recomputes a chunk's states
-  from the state entering it, runs the adjoint recurrence ``r_t = dy_t C_t + a_{t+1} r_{t+1}``
-  block by block from the chunk's end, and reduces it to the gradients of dt x, dt, A, B, C.
+  from the state entering it (only the states entering its blocks, when a chunk holds several),
+  runs the adjoint recurrence ``r_t = dy_t C_t + a_{t+1} r_{t+1}`` block by block from the
+  chunk's end, recomputing each block's states, and reduces it to the gradients of dt x, dt, A,
+  B, C. With ``chunk`` equal to the block length (mamba's default of 16, when a block can hold 16
+  tokens) nothing is recomputed twice.
 
 The sequence is padded with steps of dt = 0 (no decay, no input) to whole sub-chunks of
 ``min(SUB, chunk, T)`` tokens. Decays are exponentials of ``dt A <= 0``, so nothing overflows;
