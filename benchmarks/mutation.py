@@ -151,7 +151,9 @@ class _Collector(ast.NodeVisitor):
     def visit_Compare(self, node):
         if len(node.ops) == 1 and type(node.ops[0]) in COMPARE_SWAPS:
             new = COMPARE_SWAPS[type(node.ops[0])]
-            self._add(node, f"{type(node.ops[0]).__name__}->{new.__name__}", ast.Compare(node.left, [new()], node.comparators))
+            self._add(
+                node, f"{type(node.ops[0]).__name__}->{new.__name__}", ast.Compare(node.left, [new()], node.comparators)
+            )
         self.generic_visit(node)
 
     def visit_UnaryOp(self, node):
@@ -228,7 +230,7 @@ def run_tests(copy: Path, tests: list[str], timeout: float) -> tuple[str, float,
     cmd = ["nice", "-n", "10", sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     start = time.perf_counter()
     try:
-        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - start, ""
     status = "passed" if done.returncode == 0 else "failed"
@@ -279,7 +281,9 @@ def main(argv=None) -> int:
                 (copy / m.file).write_text(original)
             verdict = "survived" if status == "passed" else "killed"
             results.append({**asdict(m), "status": status, "verdict": verdict, "seconds": round(seconds, 1)})
-            print(f"{i:3d} {verdict:8s} {seconds:5.1f}s {m.file}:{m.line} {m.where} {m.kind}: {m.before!r} -> {m.after!r}")
+            print(
+                f"{i:3d} {verdict:8s} {seconds:5.1f}s {m.file}:{m.line} {m.where} {m.kind}: {m.before!r} -> {m.after!r}"
+            )
             sys.stdout.flush()
         survived = [r for r in results if r["verdict"] == "survived"]
         minutes = (time.perf_counter() - start) / 60
@@ -289,7 +293,9 @@ def main(argv=None) -> int:
             print(f"  survived: {r['file']}:{r['line']} {r['where']} {r['kind']}: {r['before']!r} -> {r['after']!r}")
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"seed": args.seed, "n": args.n, "rate": rate, "results": results}, indent=1))
+            args.out.write_text(
+                json.dumps({"seed": args.seed, "n": args.n, "rate": rate, "results": results}, indent=1)
+            )
     return 0
 
 
