@@ -285,7 +285,7 @@ class GatedDeltaNet(nn.Module):
             D
             + proj_out
             + 2 * conv_dim
-            + conv_dim * (T + W - 1) / T
+            + (conv_dim * (T + W - 1) / T if W > 1 else 0)  # with W = 1 nothing is padded: a view
             + 6 * H
             + 4 * H * V
             + (Tp / T) * (4 * H + 6 * H * K + 5 * H * C + 4 * H * V)

@@ -209,11 +209,12 @@ class RGLRU(nn.Module):
         # linear_y, linear_x, linear_out (with biases), conv (with bias), two gates, recurrent_param
         params_n = 3 * D * W + 2 * W + D + (K + 1) * W + 2 * (W * W // H + W) + W
         matmul = 2 * 3 * D * W + 2 * 2 * W * W // H  # the block-diagonal gates are matrix products
-        # Conv: K multiply-adds per channel. Scan as implemented: ceil(log2 T) doubling passes of
-        # one multiply-add and one multiply per channel (the sequential form would be 2 W).
+        # Conv: K multiply-adds per channel. Scan as implemented: h0 into the first step (a
+        # multiply-add), then the doubling pass with step s updates positions s .. T-1 with a
+        # multiply-add on u and a multiply on a (3 W (T - s) for s = 1, 2, 4, ... < T).
         T = ctx.seq_len
-        passes = math.ceil(math.log2(T)) if T > 1 else 0
-        scan = 2 * K * W + 3 * W * passes
+        updated = sum(T - s for s in (2**i for i in range(T.bit_length())) if s < T)
+        scan = 2 * K * W + (2 * W + 3 * W * updated) / T
         decode = matmul + 2 * K * W + 2 * W
         state = W * K * ctx.state_bytes  # conv window (K - 1) and h (1) per channel
         # Kept for backward (elements), counted from the autograd graph (the test checks it within
