@@ -4,7 +4,6 @@ inference state against what generation allocates, and that costing allocates no
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -272,12 +271,13 @@ def test_cost_builds_no_module_and_allocates_no_tensor(monkeypatch):
     assert c.params > 0
 
 
-def test_trillion_parameter_spec_costs_instantly():
-    spec = archdsl.parse("200x(attn heads=128 kv_heads=8 mlp hidden=98304)", d_model=16384, vocab=128000)
-    start = time.perf_counter()
-    c = cost(spec, seq_len=131072)
-    assert time.perf_counter() - start < 2.0  # generous: a shared CPU; the benchmark has the figure
-    assert c.params > 1e12
+TRILLION = "200x(attn heads=128 kv_heads=8 mlp hidden=98304)"
+
+
+def test_trillion_parameter_spec_costs_without_building():
+    # how quickly: tests/test_timing_bounds.py (pytest -m timing) and benchmarks/bench_cost.py
+    spec = archdsl.parse(TRILLION, d_model=16384, vocab=128000)
+    assert cost(spec, seq_len=131072).params > 1e12
 
 
 # ---- the command ----------------------------------------------------------------------------
