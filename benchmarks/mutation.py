@@ -4,6 +4,7 @@
     python benchmarks/mutation.py --n 120 --out runs/mutation.json
     python benchmarks/mutation.py --root /tmp/old-checkout   # the same mutants of another checkout
     python benchmarks/mutation.py --list               # the sampled mutants, nothing run
+    python benchmarks/mutation.py --retry runs/mutation.json --out runs/mutation.json   # its survivors again
 
 Every Python file under ``archdsl/layers/`` and ``archdsl/cost/`` is parsed; each expression that a
 small bug could touch gives mutants: an arithmetic operator swapped (``+``/``-``, ``*``/``/``,
@@ -313,11 +314,24 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per mutant (default 3x the clean run)")
     parser.add_argument("--out", type=Path, default=None, help="write every result as JSON here")
     parser.add_argument("--list", action="store_true", help="print the sampled mutants and stop")
+    parser.add_argument(
+        "--retry",
+        type=Path,
+        default=None,
+        help="a JSON of an earlier run: run again only its survivors (tests added since may kill them); "
+        "its killed mutants keep their verdict, and the rate is over all of its mutants",
+    )
     args = parser.parse_args(argv)
     root = args.root.resolve()
 
     every = collect(root)
     chosen = sample(every, args.n, args.seed)
+    earlier: list[dict] = []
+    if args.retry:
+        earlier = json.loads(args.retry.read_text())["results"]
+        again = {r["key"] for r in earlier if r["verdict"] == "survived"}
+        chosen = [m for m in every if m.key in again]
+        earlier = [r for r in earlier if r["key"] not in again]
     print(f"{len(every)} mutants in {', '.join(TARGETS)} of {root}; sampled {len(chosen)} (seed {args.seed})")
     if args.list:
         for i, m in enumerate(chosen):
@@ -355,6 +369,7 @@ def main(argv=None) -> int:
                 f"{i:3d} {verdict:8s} {seconds:5.1f}s {m.file}:{m.line} {m.where} {m.kind}: {m.before!r} -> {m.after!r}"
             )
             sys.stdout.flush()
+        results = sorted(earlier + results, key=lambda r: (r["file"], r["line"]))
         survived = [r for r in results if r["verdict"] == "survived"]
         minutes = (time.perf_counter() - start) / 60
         rate = len(survived) / len(results) if results else 0.0

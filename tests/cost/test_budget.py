@@ -64,6 +64,7 @@ def test_sizes_are_binary_and_reject_zero_negative_and_garbage():
         ("params<=-1", "limits are non-negative numbers", 9, 1),
         ("params<=1M;layers<=4", "expected a space or a comma after a limit", 11, 1),
         ("<=1M", "expected a budget key", 1, 1),
+        ("state@0.1k<=1GiB", "'0.1k' is not a positive whole number of tokens", 7, 4),
     ],
     ids=[
         "unknown-key",
@@ -79,6 +80,7 @@ def test_sizes_are_binary_and_reject_zero_negative_and_garbage():
         "negative-limit",
         "bad-separator",
         "no-key",
+        "fractional-length",
     ],  # fmt: skip
 )
 def test_errors_point_at_the_bad_part(text, message, caret_col, caret_len):
