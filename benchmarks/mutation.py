@@ -106,7 +106,8 @@ def tests_for(file: str, root: Path) -> list[str]:
         paths = [*SHARED[file], "tests/layers/test_costs.py"]
     else:
         own = f"tests/layers/test_{Path(file).stem}.py"
-        paths = [own, "tests/layers/test_costs.py"] if (root / own).exists() else [LAYER_TESTS]
+        shared = ["tests/layers/test_costs.py", "tests/layers/test_init.py"]
+        paths = [own, *shared] if (root / own).exists() else [LAYER_TESTS]
     return [p for p in paths if (root / p).exists()]
 
 

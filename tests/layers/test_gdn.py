@@ -136,6 +136,7 @@ def test_step_refuses_another_batch():
 def test_defaults():
     p = GDNParams().resolve(ModelSettings(d_model=512))
     assert (p.heads, p.head_dim, p.v_head_dim, p.conv, p.chunk) == (4, 128, 256, 4, 64)
+    assert all(type(v) is int for v in (p.heads, p.head_dim, p.v_head_dim))  # sizes of modules
     p = GDNParams().resolve(MODEL)
     assert (p.heads, p.head_dim, p.v_head_dim) == (1, 48, 96)
     assert GDNParams(heads=3, expand_v=1).resolve(MODEL).v_head_dim == 16
