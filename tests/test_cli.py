@@ -86,7 +86,10 @@ def test_fmt_write_keeps_the_opening_comments(tmp_path):
     path.write_text("# Source: a paper, 2024\n# second line\n\nmodel d_model=64 vocab=10\nlet b = ssm mlp\n2x( b )\n")
     result = run("fmt", "--write", str(path))
     assert result.exit_code == 0, result.output
-    assert path.read_text() == "# Source: a paper, 2024\n# second line\nmodel d_model=64 vocab=10\n2x(ssm mlp)\n"
+    assert (
+        path.read_text()
+        == "# Source: a paper, 2024\n# second line\n\nmodel d_model=64 vocab=10\nlet b = ssm mlp\n2x(b)\n"
+    )
 
 
 def test_cost_plot_to_a_missing_folder_is_a_clear_error(tmp_path):

@@ -188,6 +188,10 @@ def _head_cost(d: int, vocab: int, tied: bool, ctx: CostContext) -> Cost:
 # ---- the aggregator ------------------------------------------------------------------------
 
 
+# Larger lengths, batches or element sizes are surely mistakes; they would also overflow floats.
+MAX_ARGUMENT = 2**32
+
+
 def _positive(name: str, value: Any, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
@@ -198,6 +202,9 @@ def _positive(name: str, value: Any, optional: bool = False) -> int | None:
     if number is None or number < 1:
         kind = "a positive integer or None" if optional else "a positive integer"
         raise CostError(f"{name} must be {kind}, got {value!r}")
+    if number > MAX_ARGUMENT:
+        digits = str(number) if number < 10**30 else f"a number of {len(str(number)):,} digits"
+        raise CostError(f"{name}={digits} is more than the limit of {MAX_ARGUMENT:,} (2^32)")
     return number
 
 
@@ -221,7 +228,9 @@ def _to_graph(target: Any) -> Any:
     from archdsl.spec.model import Spec
 
     if not isinstance(target, (Spec, str, bytes)):
-        raise CostError(f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}")
+        raise CostError(
+            f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}"
+        )
     return lower(_as_spec(target, "cost"))
 
 

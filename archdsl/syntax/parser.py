@@ -20,8 +20,8 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
-from archdsl.errors import ArchDSLError, DSLSyntaxError
-from archdsl.spec.limits import MAX_NESTING
+from archdsl.errors import ArchDSLError, DSLSyntaxError, LimitError
+from archdsl.spec.limits import MAX_NESTING, MAX_SUBLAYERS
 from archdsl.syntax import ast
 from archdsl.syntax._messages import character_message, key_name, token_message
 
@@ -55,7 +55,18 @@ class _Layout:
         depth = 0
         pending = None  # an _NL held back until something follows it
         prev = None
+        calls = 0  # names written as calls (not parameter values): more is refused as it streams
+        value_next = False  # the token after a parameter's `key=` is its value
         for tok in stream:
+            is_value, value_next = value_next, tok.type == "KEY" and (prev is None or prev.type != "LET")
+            if tok.type == "NAME" and not is_value:  # `let NAME =` is a KEY too, but no parameter
+                calls += 1
+                if calls > MAX_SUBLAYERS:
+                    raise LimitError(
+                        f"more than {MAX_SUBLAYERS:,} layer calls written out; the limit of a program is "
+                        f"{MAX_SUBLAYERS:,}: write repeats as Nx(...)",
+                        _token_span(tok),
+                    )
             if tok.type == "_NL":
                 # ';' inside parentheses stays, so that the parser reports it
                 if prev is None or (depth > 0 and tok.value == "\n"):
