@@ -204,3 +204,19 @@ def test_activation_bytes_are_what_autograd_keeps(name, kw, T):
     if name == "mamba" and cost.activation_bytes != pytest.approx(kept, rel=0.02):
         _xfail_mamba(name, "activation bytes")
     assert cost.activation_bytes == pytest.approx(kept, rel=0.02)
+
+
+def test_ssm_chunk_pass_as_a_loop_is_counted():
+    """Past MAX_MATRIX_CHUNKS chunks the SSD passes states from chunk to chunk in a loop: a
+    multiply by the chunk's decay and an add per state element and chunk, element-wise work."""
+    from archdsl.layers.ssd import MAX_MATRIX_CHUNKS  # a kernel setting: where the loop starts
+
+    n = MAX_MATRIX_CHUNKS + 10
+    T = 2 * n - 1  # chunks of two tokens, the last one padded
+    layer, cls, params = make("ssm", {"state": 2, "head_dim": 16, "chunk": 2, "conv": 2})
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        layer(torch.randn(1, T, D))
+    states = layer.heads * layer.p.head_dim * layer.p.state
+    expected = counter.get_total_flops() + _forward_ssm(layer, T) + 2 * n * states
+    cost = cls.cost(params, MODEL, CostContext(seq_len=T))
+    assert T * (cost.matmul_flops + cost.scan_flops) == pytest.approx(expected, rel=1e-9)
