@@ -28,8 +28,11 @@ def parse(text: str | bytes, *, filename: str | None = None, **model_settings: A
 
     if not isinstance(text, (str, bytes, bytearray)):
         raise ArchDSLError(f"parse() takes the program as str or bytes, not {type(text).__name__}")
+    from archdsl.space.walk import refuse_choices
+
     program = parse_program(text, filename)
     try:
+        refuse_choices(program)
         return resolve(program, **model_settings)
     except ArchDSLError as err:
         raise err.with_source(source_text(text, filename), filename) from None

@@ -52,7 +52,14 @@ def count_params(module) -> int:
 @app.command()
 @reports_errors
 def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None:
-    """Parse, resolve and lower a program; report problems as file:line:col."""
+    """Parse, resolve and lower a program; report problems as file:line:col. On a program with
+    choices (a space of layouts): its choice sites and the number of layouts."""
+    from archdsl.cli.space import print_check, space_or_none
+
+    space = space_or_none(file, expr)
+    if space is not None:
+        print_check(space)
+        return
     spec = load_spec(file, expr)
     graph = archdsl.to_graph(spec)
     sublayers = sum(1 for _, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True))
@@ -71,7 +78,16 @@ def fmt(
     ),
 ) -> None:
     """Format a program: spacing, parameter order and repeats normalised; let names, comments
-    and lines kept. --canonical prints the canonical text of the model instead."""
+    and lines kept. --canonical prints the canonical text of the model instead. A program with
+    choices prints as its canonical text, choices and let names kept."""
+    from archdsl.cli.space import space_or_none
+
+    space = space_or_none(file, expr)
+    if space is not None:
+        if write:
+            fail("fmt --write does not rewrite a search space yet (it would drop its comments); print it with fmt")
+        typer.echo(str(space), nl=False)
+        return
     if canonical:
         if write:
             fail("--canonical prints the canonical text; it does not rewrite a file (drop --write)")
@@ -115,15 +131,23 @@ def fmt(
 def show(
     file: Optional[Path] = FileArg,
     expr: Optional[str] = ExprOpt,
-    format: str = typer.Option("table", "--format", "-f", help="table, mermaid or dot"),
+    format: str = typer.Option("table", "--format", "-f", help="table, mermaid, dot, svg or png"),
     d_model: Optional[int] = DModelOpt,
     vocab: Optional[int] = VocabOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the svg or png picture to FILE"),
 ) -> None:
     """Show the sub-layers with their parameter counts, or the graph as Mermaid or DOT text."""
     from archdsl.graph.export import to_dot, to_mermaid
 
-    if format not in ("table", "mermaid", "dot"):
-        fail(f"--format must be table, mermaid or dot, not '{format}'")
+    if format not in ("table", "mermaid", "dot", "svg", "png"):
+        fail(f"--format must be table, mermaid, dot, svg or png, not '{format}'")
+    if format in ("svg", "png") or out is not None:  # a picture: svg to stdout or --out, png to --out
+        from archdsl.cli.space import space_or_none
+        from archdsl.draw import show_picture
+
+        # a program with choices draws as one of its layouts with the choice sites outlined
+        space = space_or_none(file, expr) if d_model is None and vocab is None else None
+        return show_picture(space or load_spec(file, expr, d_model=d_model, vocab=vocab), format, out)
     spec = load_spec(file, expr, d_model=d_model, vocab=vocab)
     graph = archdsl.to_graph(spec)
     if format == "mermaid":

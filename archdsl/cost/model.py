@@ -270,11 +270,24 @@ class _LayerCosts:
             raise GraphError(
                 f"graph node of unknown layer type '{type_name}'{did_you_mean(type_name, list_layers())}"
             ) from None
+        key = (layer, params, self.model, self.ctx)
+        hit = _FORMULAS.get(key)
+        if hit is not None:
+            return hit
         c = layer.cost(params, self.model, self.ctx)
         if not isinstance(c, Cost):
             raise GraphError(f"layer '{type_name}': cost() returned {type(c).__name__}, expected a Cost")
         grows = c.state_bytes != layer.cost(params, self.model, self.probe_ctx).state_bytes
+        if len(_FORMULAS) >= _FORMULAS_KEPT:
+            _FORMULAS.clear()
+        _FORMULAS[key] = (c, grows)
         return c, grows
+
+
+# Layer formulas are pure functions of (layer, params, model, context), all frozen values: the
+# costs of the layouts of a search space (thousands of costs of the same few layers) reuse them.
+_FORMULAS: dict[tuple[Any, Any, Any, CostContext], tuple[Cost, bool]] = {}
+_FORMULAS_KEPT = 4096
 
 
 def cost(

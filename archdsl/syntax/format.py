@@ -159,11 +159,14 @@ class _Reader:
                 out.append(Call(self.take().value, self.params(top)))
             elif tok.type in ("COUNT", "SHARED", "LPAR"):
                 opener = self.take()
+                each = opener.type == "COUNT" and (t := self.peek()) is not None and t.type == "EACH"
+                if each:
+                    self.take()  # `4x each(...)`: the copies draw their choices apart (archdsl.space)
                 if opener.type != "LPAR":
                     self.take()  # its "("
                 text = "" if opener.type == "LPAR" else opener.value
                 if opener.type == "COUNT":
-                    text = f"{int(opener.value[:-1].replace('_', ''))}x"
+                    text = f"{int(opener.value[:-1].replace('_', ''))}x" + (" each" if each else "")
                 branches = [self.seq(top=False)]
                 while self.take().type == "VBAR":
                     branches.append(self.seq(top=False))
