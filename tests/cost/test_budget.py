@@ -139,3 +139,9 @@ def test_lengths_follow_the_cost_unless_written():
     assert values[2] == c.forward_flops
     # asking for another batch recomputes
     assert b.check(c, batch=1).values[0][1] == cost(spec(), seq_len=1024).activation_memory
+
+
+def test_lengths_are_shown_in_binary_units():
+    from archdsl.cost.budget import format_length
+
+    assert [format_length(n) for n in (2048, 3 * 1024**2, 3000, 2 * 1025, 1024)] == ["2k", "3M", "3000", "2050", "1k"]
