@@ -325,7 +325,7 @@ def _schema_error(err: ValidationError, filename: str) -> RecipeError:
         msg = e["msg"].removeprefix("Value error, ")
         what = None if own else _expected(loc)
         got = e.get("input")
-        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and repr(got) not in msg else ""
+        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and not (own and repr(got) in msg) else ""
         lines.append(f"{key}: {msg}{shown}" + (f"; expected {what}" if what else ""))
     lines = list(dict.fromkeys(lines))
     head = "invalid recipe: " if len(lines) == 1 else "invalid recipe:\n  "

@@ -13,6 +13,12 @@ SHOWN = ("running", "finished", "pruned", "infeasible", "failed")
 _FOLD = {"stopped": "pruned", "interrupted": "failed", "waiting": "running"}
 
 
+def layout_line(dsl: str | None) -> str:
+    """The layout without its model header (the same for every trial of a study), on one line."""
+    lines = [line for line in (dsl or "").splitlines() if line.strip() and not line.lstrip().startswith("model ")]
+    return " ".join(line.strip() for line in lines)
+
+
 def status_of(trial: FrozenTrial) -> str:
     """finished / pruned / stopped (ladder) / infeasible / failed / interrupted / running / waiting."""
     if trial.state == TrialState.RUNNING:
