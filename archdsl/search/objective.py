@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,12 +132,14 @@ class SearchObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        started = time.perf_counter()
         # 1. sample: a concrete layout of the space
         try:
             spec = self.space.sample(trial)
         except ArchDSLError as err:
             raise self._fail(trial, f"cannot sample: {err.message}") from None
         trial.set_user_attr("dsl", print_spec(spec, roll=True))
+        sampled = time.perf_counter()
 
         # 2. cost and budget: analytic, before anything is allocated
         try:
@@ -157,6 +160,10 @@ class SearchObjective:
 
         # 3 + 4. build and train (the same loop `archdsl train` runs)
         metrics: dict[str, float] = {}
+        costed = time.perf_counter()
+        # where the time goes (the benchmark's machinery share); set before training so a
+        # trial that is pruned or stopped keeps it too
+        trial.set_user_attr("timing", {"sample_s": sampled - started, "cost_s": costed - sampled})
         if self.trains:
             metrics = self._train(trial, spec, cost_values)
 
@@ -199,9 +206,11 @@ class SearchObjective:
             return None
 
         seed = self.recipe.study.seed * 100_003 + trial.number
+        started = time.perf_counter()
         try:
             result = archdsl.train(spec, self.task, seed=seed, callback=on_evaluation, **self.train_settings)
         except optuna.TrialPruned:
+            self._timing(trial, train_s=time.perf_counter() - started)
             raise
         except ArchDSLError as err:  # e.g. the model does not fit in memory, a bad train setting
             raise self._fail(trial, err.message) from None
@@ -212,6 +221,7 @@ class SearchObjective:
         except KeyboardInterrupt:
             self._end(trial, INTERRUPTED, "interrupted")
             raise
+        self._timing(trial, train_s=time.perf_counter() - started)
         trial.set_user_attr("train", _train_summary(result))
         trial.set_user_attr("metrics", dict(result.metrics))
         trial.set_user_attr("steps", result.steps)
@@ -221,6 +231,9 @@ class SearchObjective:
             self._end(trial, STOPPED, result.reason, steps=result.steps)
             raise optuna.TrialPruned(result.reason)
         return dict(result.metrics)
+
+    def _timing(self, trial: optuna.Trial, **seconds: float) -> None:
+        trial.set_user_attr("timing", {**trial.user_attrs.get("timing", {}), **seconds})
 
     # ---- endings -------------------------------------------------------------------------------
 

@@ -111,6 +111,13 @@ class TrainSection(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     steps: int | None = Field(None, gt=0, description="training steps per trial (default: the ladder's last stage)")
 
+    @model_validator(mode="after")
+    def _not_ours(self) -> TrainSection:
+        for key, why in (("seed", "each trial's seed comes from [study] seed"), ("callback", "the search sets it")):
+            if key in (self.model_extra or {}):
+                raise ValueError(f"'{key}' cannot be set here: {why}")
+        return self
+
     def settings(self) -> dict[str, Any]:
         out = dict(self.model_extra or {})
         if self.steps is not None:
