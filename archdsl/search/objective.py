@@ -183,6 +183,18 @@ class SearchObjective:
         single = len(self.objectives) == 1
 
         def on_evaluation(event: Any) -> str | None:
+            if self.ladder is not None:
+                # the ladder (any number of objectives; it replaces the pruner when given)
+                stage = self.ladder.stage_at(event.step)
+                if stage is None:
+                    return None
+                values = [
+                    cost_values[o.name] if o.kind == "cost" else event.metrics.get(o.name, math.nan)
+                    for o in self.objectives
+                ]
+                if not all(math.isfinite(v) for v in values):
+                    return None  # a diverging run ends by itself, as failed
+                return self.ladder.decide(trial, stage, values)
             if single:
                 # Optuna's pruners: report the objective, let the study's pruner decide.
                 value = event.metrics.get(self.objectives[0].name)
@@ -193,16 +205,6 @@ class SearchObjective:
                     reason = f"pruned at step {event.step}: {self.objectives[0].name} = {value:.4g}"
                     self._end(trial, PRUNED, reason, steps=event.step)
                     raise optuna.TrialPruned(reason)
-                return None
-            if self.ladder is not None:
-                stage = self.ladder.stage_at(event.step)
-                if stage is not None:
-                    values = [
-                        cost_values[o.name] if o.kind == "cost" else event.metrics.get(o.name, math.nan)
-                        for o in self.objectives
-                    ]
-                    if all(math.isfinite(v) for v in values):
-                        return self.ladder.decide(trial, stage, values)
             return None
 
         seed = self.recipe.study.seed * 100_003 + trial.number

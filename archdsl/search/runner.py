@@ -184,7 +184,7 @@ def run_worker(
     )  # fmt: skip
     pruner = make_pruner(
         run.recipe.study.pruner, n_objectives=len(objective.objectives), steps=steps,
-        eval_every=objective.train_settings.get("eval_every"),
+        eval_every=objective.train_settings.get("eval_every"), ladder=objective.ladder is not None,
     )  # fmt: skip
     study = optuna.load_study(study_name=run.study_name, storage=open_storage(run.storage), sampler=sampler, pruner=pruner)
     timeout = None if deadline is None else max(0.001, deadline - time.time())

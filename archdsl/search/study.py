@@ -62,10 +62,13 @@ def make_sampler(name: str, *, seed: int, n_objectives: int, trials: int, worker
     raise RecipeError(f"[study] sampler: unknown sampler '{name}'")
 
 
-def make_pruner(name: str, *, n_objectives: int, steps: int, eval_every: int | None) -> optuna.pruners.BasePruner:
+def make_pruner(
+    name: str, *, n_objectives: int, steps: int, eval_every: int | None, ladder: bool = False
+) -> optuna.pruners.BasePruner:
     """Single-objective pruners act on the values the train callback reports; a
-    multi-objective study has the fidelity ladder instead (Optuna cannot prune those)."""
-    if n_objectives > 1 or name == "none":
+    multi-objective study has the fidelity ladder instead (Optuna cannot prune those), and a
+    recipe's ladder replaces the pruner of a single-objective study too."""
+    if n_objectives > 1 or name == "none" or ladder:
         return optuna.pruners.NopPruner()
     every = eval_every or max(1, steps // 10)
     if name == "median":
