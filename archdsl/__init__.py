@@ -10,6 +10,7 @@ from archdsl.api import build, load, parse, to_graph
 from archdsl import cost  # a callable package: archdsl.cost(spec, seq_len=...)
 from archdsl.cost import Budget
 from archdsl.errors import ArchDSLError
+from archdsl import tasks, train  # train is callable: archdsl.train(spec, task, ...)
 
 
 def from_hf(model_or_config):
@@ -21,4 +22,16 @@ def from_hf(model_or_config):
 
 __version__ = "0.1.0"
 
-__all__ = ["ArchDSLError", "Budget", "build", "cost", "from_hf", "load", "parse", "to_graph", "__version__"]
+__all__ = [
+    "ArchDSLError",
+    "Budget",
+    "build",
+    "cost",
+    "from_hf",
+    "load",
+    "parse",
+    "tasks",
+    "to_graph",
+    "train",
+    "__version__",
+]
