@@ -11,6 +11,7 @@ from archdsl import cost  # a callable package: archdsl.cost(spec, seq_len=...)
 from archdsl.cost import Budget
 from archdsl.errors import ArchDSLError
 from archdsl import tasks, train  # train is callable: archdsl.train(spec, task, ...)
+from archdsl.space import Space, load_space, parse_space
 
 
 def from_hf(model_or_config):
@@ -25,11 +26,14 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchDSLError",
     "Budget",
+    "Space",
     "build",
     "cost",
     "from_hf",
     "load",
+    "load_space",
     "parse",
+    "parse_space",
     "tasks",
     "to_graph",
     "train",
