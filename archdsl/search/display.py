@@ -123,8 +123,9 @@ class Monitor:
 
     # ---- JSON lines ----------------------------------------------------------------------------
 
-    def emit_finished(self, out: TextIO = sys.stdout) -> None:
+    def emit_finished(self, out: TextIO | None = None) -> None:
         """One JSON line per trial of this run that ended since the last call."""
+        out = out or sys.stdout  # looked up now: the caller may have redirected it
         for t in self.poll(force=True):
             if t.number >= self.first and is_done(t) and t.number not in self._emitted:
                 self._emitted.add(t.number)
