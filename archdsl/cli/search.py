@@ -75,7 +75,7 @@ def report_command(
     from archdsl.search.report import build_report, write_report
     from archdsl.search.runner import load_stored_study
     from archdsl.search.study import JOURNAL_NAME
-    from archdsl.search.trials import layout_line
+    from archdsl.search.trials import format_value, layout_line
 
     if run is None and storage is None:
         fail("give a RUN folder or --storage URL")
@@ -96,9 +96,9 @@ def report_command(
     table.add_column("layout")
     table.add_column("metrics / cost")
     for r in rows:
-        extra = ", ".join([f"{k} {v:.4g}" for k, v in r.metrics.items()] + [f"{k} {v:.4g}" for k, v in r.cost.items()])
+        extra = ", ".join([f"{k} {v:.4g}" for k, v in r.metrics.items()] + [f"{k} {format_value(k, v)}" for k, v in r.cost.items()])
         label = layout_line(r.dsl) + ("  [baseline]" if r.baseline else "")
-        table.add_row(str(r.number), *(f"{v:.4g}" for v in r.values or []), escape(label), extra)
+        table.add_row(str(r.number), *(format_value(n, v) for n, v in zip(report.objectives, r.values or [])), escape(label), extra)
     console.print(table)
     console.print(", ".join(f"{v} {k}" for k, v in report.counts.items()), highlight=False)
     console.print(f"wrote {files['png']}, {files['html']} and {len(files['arch'])} .arch files in {folder / 'best'}",

@@ -92,3 +92,20 @@ def test_report_json_and_errors(tmp_path):
     assert '"study": "b"' in result.output and (tmp_path / "r" / "report.html").exists()
     result = runner.invoke(app, ["report", str(tmp_path / "nothing")])
     assert result.exit_code == 1 and "no study storage at" in result.output and "Traceback" not in result.output
+
+
+def test_live_panel_shows_progress_counts_and_front(tmp_path):
+    from rich.console import Console
+
+    from archdsl.search.display import Monitor
+
+    monitor = Monitor(make_study(tmp_path), objectives=["accuracy", "state@4k"], first=0, planned=10, workers=2,
+                      deadline=None)  # fmt: skip
+    console = Console(width=120, record=True, color_system=None)
+    console.print(monitor)
+    text = console.export_text()
+    assert "trial 8 of 10" in text and "(study: 8 trials, 2 workers)" in text
+    assert "running 0   finished 6   pruned 0   infeasible 1   failed 1" in text
+    front = [line.split()[0:2] for line in text.splitlines() if "x(" in line]
+    assert front == [["│", "0"], ["│", "2"], ["│", "1"], ["│", "5"]]  # the front, best accuracy first
+    assert "4x(attn) (baseline)" in text and "4B" in text  # state shown in bytes
