@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import optuna  # noqa: E402
+import optuna
 
-from archdsl.search import load_recipe, search  # noqa: E402
-from archdsl.search.recipe import recipe_from_dict  # noqa: E402
-from archdsl.search.study import open_storage  # noqa: E402
-from archdsl.search.trials import best_trials, counts, layout_line  # noqa: E402
+from archdsl.search import load_recipe, search
+from archdsl.search.recipe import recipe_from_dict
+from archdsl.search.study import open_storage
+from archdsl.search.trials import best_trials, counts, layout_line
 
 
 def hypervolume_2d(points, reference):

@@ -115,7 +115,11 @@ class Monitor:
         table.add_column("best so far" if len(self.objectives) == 1 else "Pareto front so far")
         for t in best[:5]:
             mark = " (baseline)" if t.user_attrs.get("baseline") else ""
-            table.add_row(str(t.number), *(format_value(n, v) for n, v in zip(self.objectives, t.values)), escape(layout_line(t.user_attrs.get("dsl")) + mark))
+            table.add_row(
+                str(t.number),
+                *(format_value(n, v) for n, v in zip(self.objectives, t.values)),
+                escape(layout_line(t.user_attrs.get("dsl")) + mark),
+            )
         if len(best) > 5:
             table.add_row("", *([""] * len(self.objectives)), f"... and {len(best) - 5} more")
         body = [head, tallies, table if best else Text("no finished feasible trial yet", style="dim")]

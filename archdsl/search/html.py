@@ -33,7 +33,9 @@ def _trial_rows(report, rows: list[TrialRow], front: set[int]) -> str:
         if r.baseline:
             tags += ' <span class="tag baseline">baseline</span>'
         values = r.values or [None] * len(report.objectives)
-        cells = "".join(f'<td class="num">{html.escape(format_value(n, v))}</td>' for n, v in zip(report.objectives, values))
+        cells = "".join(
+            f'<td class="num">{html.escape(format_value(n, v))}</td>' for n, v in zip(report.objectives, values)
+        )
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())
         cost = ", ".join(f"{k} {format_value(k, v)}" for k, v in r.cost.items())
         klass = ' class="baseline"' if r.baseline else ""

@@ -15,9 +15,10 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -72,7 +73,9 @@ def load_stored_study(where: str, name: str | None) -> optuna.Study:
     names = study_names(storage)
     if name is None:
         if len(names) != 1:
-            raise RecipeError(f"'{where}' holds {len(names)} studies ({', '.join(names) or 'none'}); choose with --study")
+            raise RecipeError(
+                f"'{where}' holds {len(names)} studies ({', '.join(names) or 'none'}); choose with --study"
+            )
         name = names[0]
     if name not in names:
         raise RecipeError(f"no study '{name}' in '{where}'; it holds: {', '.join(names) or 'none'}")
@@ -101,7 +104,9 @@ def prepare_study(run: Run, objective: SearchObjective) -> optuna.Study:
     if not study.user_attrs.get("baselines_enqueued"):
         for i, text in enumerate(run.recipe.study.baselines):
             try:
-                params = objective.space.match(archdsl.parse(text, filename=f"baselines[{i}]", **objective.space_settings))
+                params = objective.space.match(
+                    archdsl.parse(text, filename=f"baselines[{i}]", **objective.space_settings)
+                )
             except ArchDSLError as err:
                 raise RecipeError(f"[study] baselines[{i}] ({text!r}): {err.message}", file=run.recipe.path) from None
             study.enqueue_trial(params, user_attrs={"baseline": text})
@@ -185,7 +190,9 @@ def run_worker(
         run.recipe.study.pruner, n_objectives=len(objective.objectives), steps=objective.steps,
         eval_every=objective.eval_every, ladder=objective.ladder is not None,
     )  # fmt: skip
-    study = optuna.load_study(study_name=run.study_name, storage=open_storage(run.storage), sampler=sampler, pruner=pruner)
+    study = optuna.load_study(
+        study_name=run.study_name, storage=open_storage(run.storage), sampler=sampler, pruner=pruner
+    )
     timeout = None if deadline is None else max(0.001, deadline - time.time())
     study.optimize(
         objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=list(callbacks),

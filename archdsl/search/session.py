@@ -73,7 +73,9 @@ def search(
                 callbacks=callbacks,
             )  # fmt: skip
             return
-        procs = start_workers(run, trials=trials, workers=workers, deadline=deadline, seed_base=seed_base, device=device)
+        procs = start_workers(
+            run, trials=trials, workers=workers, deadline=deadline, seed_base=seed_base, device=device
+        )
         try:
             while any(p.is_alive() for p in procs):
                 for p in procs:
@@ -98,4 +100,3 @@ def search(
         monitor.emit_finished()
         sys.stdout.write(json.dumps(summary) + "\n")
     return summary
-

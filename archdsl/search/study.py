@@ -31,7 +31,7 @@ def open_storage(where: str | Path) -> BaseStorage:
     if "://" in text:
         try:
             return optuna.storages.RDBStorage(text)
-        except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open this URL"
+        except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open this URL"
             raise RecipeError(f"--storage: cannot open '{text}': {err}") from None
     path = Path(text)
     if path.is_dir():
@@ -43,7 +43,9 @@ def open_storage(where: str | Path) -> BaseStorage:
         raise RecipeError(f"--storage: cannot use '{path}': {err.strerror or err}") from None
 
 
-def make_sampler(name: str, *, seed: int, n_objectives: int, trials: int, workers: int = 1) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, *, seed: int, n_objectives: int, trials: int, workers: int = 1
+) -> optuna.samplers.BaseSampler:
     """The recipe's sampler. Every one reads the constraints that ``trial.set_constraint`` stores."""
     # Small studies: start modelling after a third of the trials instead of Optuna's fixed 10.
     startup = max(3, min(10, trials // 3))

@@ -35,10 +35,20 @@ def make_study(folder, name="demo"):
                  "cost_values": {"state@4k": values[1]}}  # fmt: skip
         if i < 2:
             attrs["baseline"] = text
-        study.add_trial(create_trial(values=list(values), user_attrs=attrs, system_attrs={"constraints:params<=1M": -0.5}))
-    over = {"dsl": _dsl("8x(attn)"), "status": "infeasible", "reason": "over budget: params<=1M: measured 2M (2x the limit)"}
-    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs=over, system_attrs={"constraints:params<=1M": 1.0}))
-    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"status": "failed", "reason": "diverged: loss is nan"}))
+        study.add_trial(
+            create_trial(values=list(values), user_attrs=attrs, system_attrs={"constraints:params<=1M": -0.5})
+        )
+    over = {
+        "dsl": _dsl("8x(attn)"),
+        "status": "infeasible",
+        "reason": "over budget: params<=1M: measured 2M (2x the limit)",
+    }
+    study.add_trial(
+        create_trial(state=TrialState.PRUNED, user_attrs=over, system_attrs={"constraints:params<=1M": 1.0})
+    )
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, user_attrs={"status": "failed", "reason": "diverged: loss is nan"})
+    )
     return study
 
 
@@ -77,8 +87,10 @@ def test_report_command_writes_png_html_and_checkable_arch_files(tmp_path):
         check = runner.invoke(app, ["check", str(path)])
         assert check.exit_code == 0, check.output
     assert archdsl.load(out / "best" / "trial-2.arch") == archdsl.parse("3x(ssm) attn", d_model=32, vocab=64)
-    assert (out / "best" / "trial-0.arch").read_text().startswith(
-        "# archdsl search, study 'demo', trial 0: accuracy = 0.95, state@4k = 4\n# baseline: 4x(attn)\n"
+    assert (
+        (out / "best" / "trial-0.arch")
+        .read_text()
+        .startswith("# archdsl search, study 'demo', trial 0: accuracy = 0.95, state@4k = 4\n# baseline: 4x(attn)\n")
     )
 
 

@@ -98,7 +98,11 @@ def test_failed_trials_end_with_reason_and_the_study_goes_on(tmp_path, tiny):
 @pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband"])
 def test_single_objective_pruners_act_through_the_train_callback(tmp_path, tiny, pruner):
     # three strong layouts (with attention) first, then random draws, most of them weaker
-    strong = ["2x(attn heads=2)", "attn heads=2 ssm state=8 head_dim=8 chunk=16", "ssm state=8 head_dim=8 chunk=16 attn heads=2"]
+    strong = [
+        "2x(attn heads=2)",
+        "attn heads=2 ssm state=8 head_dim=8 chunk=16",
+        "ssm state=8 head_dim=8 chunk=16 attn heads=2",
+    ]
     recipe = tiny(
         study={"objectives": ["loss"], "trials": 6, "pruner": pruner, "baselines": strong, "sampler": "random"},
         train={"steps": 8, "eval_every": 2},
@@ -151,7 +155,9 @@ def test_rerun_continues_the_study_and_a_different_recipe_is_refused(tmp_path, t
     first = load(search(recipe, out=tmp_path, display="quiet")).trials
     again = load(search(recipe, out=tmp_path, display="quiet", trials=2)).trials
     assert len(again) == 4
-    assert [(t.params, t.values, t.user_attrs) for t in again[:2]] == [(t.params, t.values, t.user_attrs) for t in first]
+    assert [(t.params, t.values, t.user_attrs) for t in again[:2]] == [
+        (t.params, t.values, t.user_attrs) for t in first
+    ]
     assert sum(1 for t in again if t.user_attrs.get("baseline")) == 1  # enqueued once
     # joining needs only the run folder: the recipe comes from the study
     joined = load(search(None, out=tmp_path, display="quiet", trials=1)).trials
@@ -164,7 +170,9 @@ def test_a_trial_lost_with_its_worker_is_queued_again(tmp_path, tiny):
     recipe = tiny(study={"trials": 1, "baselines": None})
     study = load(search(recipe, out=tmp_path, display="quiet"))
     # a worker that died mid-trial: its trial stays RUNNING with the worker's (now dead) pid
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     lost = study.ask({"{attn,ssm,conv}[0]": optuna.distributions.CategoricalDistribution(["attn", "ssm", "conv"]),
                       "{attn,ssm,conv}[1]": optuna.distributions.CategoricalDistribution(["attn", "ssm", "conv"])})  # fmt: skip
     lost.set_user_attr("worker", f"{os.uname().nodename}:{dead.stdout.strip()}")
