@@ -167,15 +167,17 @@ def quiet_optuna() -> None:
 def run_worker(
     run: Run,
     *,
-    n_trials: int,
+    n_trials: int | None,
     deadline: float | None,
     sampler_seed: int,
     workers: int,
+    until_total: int | None = None,
     threads: int | None = None,
     device: str | None = None,
     callbacks: tuple[Callable[..., Any], ...] = (),
 ) -> None:
-    """One worker: its own sampler, the shared study, ``n_trials`` trials or until the deadline."""
+    """One worker: its own sampler, the shared study; ``n_trials`` trials, or (shared by
+    several workers) trials until the study holds ``until_total``, or until the deadline."""
     import torch
 
     quiet_optuna()
@@ -194,10 +196,14 @@ def run_worker(
         study_name=run.study_name, storage=open_storage(run.storage), sampler=sampler, pruner=pruner
     )
     timeout = None if deadline is None else max(0.001, deadline - time.time())
+    callbacks = list(callbacks)
+    if until_total is not None:
+        # every worker takes the next trial while the study is short of the total (waiting and
+        # running ones count), so a fast worker does not idle while a slow one finishes a fixed share
+        callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
     study.optimize(
-        objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=list(callbacks),
-        gc_after_trial=False,
-    )  # fmt: skip
+        objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=callbacks, gc_after_trial=False
+    )
 
 
 def _worker_process(kwargs: dict[str, Any]) -> None:
@@ -205,24 +211,21 @@ def _worker_process(kwargs: dict[str, Any]) -> None:
     run_worker(run, **kwargs)
 
 
-def shares(total: int, workers: int) -> list[int]:
-    """``total`` trials split as evenly as possible: shares(10, 3) == [4, 3, 3]."""
-    return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
-
-
-def start_workers(run: Run, *, trials: int, workers: int, deadline: float | None, seed_base: int, device: str | None):
-    """Start ``workers`` processes (spawned: a clean interpreter each, no copied torch state)."""
+def start_workers(
+    run: Run, *, until_total: int, workers: int, deadline: float | None, seed_base: int, device: str | None
+):
+    """Start ``workers`` processes (spawned: a clean interpreter each, no copied torch state)
+    that run trials until the study holds ``until_total``."""
     context = multiprocessing.get_context("spawn")
     cores = os.cpu_count() or 1
     procs = []
     gpus = _gpu_count() if device == "cuda" else 0  # one worker per GPU, round robin
-    for i, n in enumerate(shares(trials, workers)):
-        if n == 0:
-            continue
+    for i in range(workers):
         dev = f"cuda:{i % gpus}" if gpus else device
         kwargs = {
             "recipe": run.recipe.to_toml_dict(), "storage": run.storage, "study_name": run.study_name,
-            "n_trials": n, "deadline": deadline, "sampler_seed": seed_base + i, "workers": workers,
+            "n_trials": None, "until_total": until_total, "deadline": deadline, "sampler_seed": seed_base + i,
+            "workers": workers,
             "threads": max(1, cores // workers), "device": dev,
         }  # fmt: skip
         proc = context.Process(target=_worker_process, args=(kwargs,), name=f"archdsl-worker-{i}")

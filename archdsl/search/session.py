@@ -74,8 +74,9 @@ def search(
             )  # fmt: skip
             return
         procs = start_workers(
-            run, trials=trials, workers=workers, deadline=deadline, seed_base=seed_base, device=device
-        )
+            run, until_total=first + trials, workers=min(workers, trials), deadline=deadline, seed_base=seed_base,
+            device=device,
+        )  # fmt: skip
         try:
             while any(p.is_alive() for p in procs):
                 for p in procs:
