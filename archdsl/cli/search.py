@@ -88,6 +88,7 @@ def report_command(
     folder = out or ((run if run is not None and run.is_dir() else Path(where).parent) / "report")
     files = write_report(report, folder, top=top)
     rows = report.top(top)
+    rows += [b for b in report.baselines if b not in rows]  # always shown, to compare with
     if as_json:
         typer.echo(json.dumps({"study": report.study_name, "objectives": report.objectives, "counts": report.counts,
                                "top": [r.to_dict() for r in rows], "files": files}, indent=2))  # fmt: skip
