@@ -21,6 +21,7 @@ tr.baseline { background: #eef4fb; } .tag { font-size: 11px; padding: 0 .4em; bo
 .tag.baseline { background: #1d3557; } .tag.front { background: #d1495b; }
 .counts span { margin-right: 1.2em; } img { max-width: 100%; border: 1px solid #e4e7eb; }
 .muted { color: #7b8794; }
+figure.layout { margin: 1em 0; } figure.layout svg { max-width: 100%; height: auto; }
 """
 
 
@@ -56,6 +57,21 @@ def _table(report, rows: list[TrialRow], front: set[int]) -> str:
     )
 
 
+def _pictures(rows: list[TrialRow], front: set[int]) -> str:
+    """The layouts as pictures (archdsl.draw), inline SVG: the page stays one file."""
+    from archdsl.search.report import layout_svg
+
+    out, seen = [], set()
+    for r in rows:
+        if not r.dsl or r.number in seen:
+            continue
+        seen.add(r.number)
+        role = "baseline" if r.baseline else "front" if r.number in front else "trial"
+        svg = layout_svg(r.dsl, title=f"trial {r.number} ({role})", inline=True)
+        out.append(f"<figure class='layout'>{svg}</figure>")  # the picture shows the program text
+    return "\n".join(out)
+
+
 def render_html(report, png: Path, *, top: int = 10) -> str:
     image = base64.b64encode(Path(png).read_bytes()).decode("ascii")
     front = {r.number for r in report.best}
@@ -80,6 +96,9 @@ Baselines are marked with a star in the figure and shaded in the tables.</p>
 <h2>{best_heading}</h2>
 {beaten}
 {_table(report, report.top(top), front)}
+<h2>Layouts</h2>
+<p class="muted">The best layouts and the baselines, one block per sub-layer.</p>
+{_pictures(report.top(top) + list(report.baselines), front)}
 <h2>Baselines</h2>
 {_table(report, report.baselines, front) if report.baselines else "<p class='muted'>none in the recipe</p>"}
 <h2>All trials</h2>

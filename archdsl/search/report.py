@@ -3,7 +3,9 @@
 Writes into ``RUN/report/``: ``pareto.png`` (matplotlib: every finished trial, the Pareto
 front, the baselines marked; for one objective, the value of each trial and the best so far),
 ``report.html`` (one self-contained page, the figure inlined, no network needed) and
-``best/trial-N.arch`` (the best layouts, which ``archdsl check`` accepts).
+``best/trial-N.arch`` (the best layouts, which ``archdsl check`` accepts) with a picture of
+each beside it, ``best/trial-N.svg`` (:mod:`archdsl.draw`; the HTML page embeds the pictures of
+the best layouts and of the baselines).
 
     >>> report = build_report(optuna.load_study(study_name="quickstart", storage=storage))  # doctest: +SKIP
     >>> files = write_report(report, "runs/quickstart/report")                               # doctest: +SKIP
@@ -79,6 +81,8 @@ def write_report(report: Report, out: str | Path, *, top: int = 10) -> dict[str,
     png = out / "pareto.png"
     plot_front(report, png)
     arch = [write_arch(report, row, out / "best") for row in report.top(top) if row.dsl]
+    for path in arch:
+        path.with_suffix(".svg").write_text(layout_svg(path.read_text(), title=path.stem), encoding="utf-8")
     from archdsl.search.html import render_html
 
     html = out / "report.html"
@@ -97,6 +101,13 @@ def write_arch(report: Report, row: TrialRow, folder: Path) -> Path:
         lines.append("# metrics: " + ", ".join(f"{k} = {v:.6g}" for k, v in row.metrics.items()))
     path.write_text("\n".join(lines) + "\n" + row.dsl.rstrip() + "\n")
     return path
+
+
+def layout_svg(program: str, *, title: str, inline: bool = False) -> str:
+    """The picture of one trial's layout (its program text, model header included)."""
+    from archdsl.draw import to_svg
+
+    return to_svg(program, title=title, inline=inline)
 
 
 # ---- the figure ------------------------------------------------------------------------------

@@ -87,6 +87,13 @@ def test_report_command_writes_png_html_and_checkable_arch_files(tmp_path):
         check = runner.invoke(app, ["check", str(path)])
         assert check.exit_code == 0, check.output
     assert archdsl.load(out / "best" / "trial-2.arch") == archdsl.parse("3x(ssm) attn", d_model=32, vocab=64)
+    # a picture beside each best layout, and on the page one per best layout and baseline
+    import xml.etree.ElementTree as ET
+
+    svg = ET.fromstring((out / "best" / "trial-2.svg").read_text())
+    types = [e.get("data-type") for e in svg.iter() if e.get("data-type") and e.get("data-node")]
+    assert types == ["ssm", "ssm", "ssm", "attn"]
+    assert page.count("<figure class='layout'><svg") == 3  # trials 0, 1, 2; the baselines 0, 1 among them
     assert (
         (out / "best" / "trial-0.arch")
         .read_text()
