@@ -10,6 +10,8 @@ from archdsl.api import build, load, parse, to_graph
 from archdsl import cost  # a callable package: archdsl.cost(spec, seq_len=...)
 from archdsl.cost import Budget
 from archdsl.errors import ArchDSLError
+from archdsl import tasks, train  # train is callable: archdsl.train(spec, task, ...)
+from archdsl.space import Space, load_space, parse_space
 
 
 def from_hf(model_or_config):
@@ -21,4 +23,19 @@ def from_hf(model_or_config):
 
 __version__ = "0.1.0"
 
-__all__ = ["ArchDSLError", "Budget", "build", "cost", "from_hf", "load", "parse", "to_graph", "__version__"]
+__all__ = [
+    "ArchDSLError",
+    "Budget",
+    "Space",
+    "build",
+    "cost",
+    "from_hf",
+    "load",
+    "load_space",
+    "parse",
+    "parse_space",
+    "tasks",
+    "to_graph",
+    "train",
+    "__version__",
+]

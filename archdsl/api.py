@@ -28,8 +28,11 @@ def parse(text: str | bytes, *, filename: str | None = None, **model_settings: A
 
     if not isinstance(text, (str, bytes, bytearray)):
         raise ArchDSLError(f"parse() takes the program as str or bytes, not {type(text).__name__}")
+    from archdsl.space.walk import refuse_choices
+
     program = parse_program(text, filename)
     try:
+        refuse_choices(program)
         return resolve(program, **model_settings)
     except ArchDSLError as err:
         raise err.with_source(source_text(text, filename), filename) from None
@@ -37,8 +40,14 @@ def parse(text: str | bytes, *, filename: str | None = None, **model_settings: A
 
 def load(path: str | Path, **model_settings: Any) -> Spec:
     """Read an ``.arch`` file and parse it; errors name the file."""
+    data, name = read_source(path, "load")
+    return parse(data, filename=name, **model_settings)
+
+
+def read_source(path: str | Path, caller: str = "load_space") -> tuple[bytes, str]:
+    """The bytes of an ``.arch`` file (refusing huge or unreadable ones) and its name."""
     if not isinstance(path, (str, Path)):
-        raise ArchDSLError(f"load() takes a file path, not {type(path).__name__}")
+        raise ArchDSLError(f"{caller}() takes a file path, not {type(path).__name__}")
     path = Path(path)
     try:
         with path.open("rb") as file:
@@ -50,7 +59,7 @@ def load(path: str | Path, **model_settings: Any) -> Spec:
         raise LimitError(
             f"'{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB; an architecture file is a few lines"
         )
-    return parse(data, filename=str(path), **model_settings)
+    return data, str(path)
 
 
 def _as_spec(target: Any, caller: str) -> Spec:

@@ -23,12 +23,18 @@ _WORDS = {
     "LPAR": "'('",
     "RPAR": "')'",
     "VBAR": "'|'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "DOTDOT": "'..'",
+    "CHOICE_X": "'}x'",
+    "EACH": "'each'",
     "LET": "'let'",
     "MODEL": "'model'",
     "_NL": "a new line",
     "$END": "the end of the input",
 }
-_CALL_START = {"NAME", "COUNT", "LPAR", "SHARED"}
+_CALL_START = {"NAME", "COUNT", "LPAR", "SHARED"}  # (and LBRACE in a search space)
 _VALUE = {"NUMBER", "TRUE", "FALSE", "NAME"}
 EMPTY_PROGRAM = "empty program: expected a layer call such as 'attn' or '4x(ssm)'"
 
@@ -74,9 +80,9 @@ def key_name(tok: Token) -> str:
 def _open_parens(before: list[Token]) -> list[Token]:
     stack: list[Token] = []
     for tok in before:
-        if tok.type == "LPAR":
+        if tok.type in ("LPAR", "LBRACE"):
             stack.append(tok)
-        elif tok.type == "RPAR" and stack:
+        elif tok.type in ("RPAR", "RBRACE", "CHOICE_X") and stack:
             stack.pop()
     return stack
 
@@ -121,6 +127,9 @@ def token_message(tok: Token, expected: set[str], before: list[Token]) -> str:
         return f"unexpected '{word}=': '{word}' is a keyword, not a parameter name"
 
     stack = _open_parens(before)
+    choice = _choice_message(tok, kind, prev, stack, found)
+    if choice:
+        return choice
     if kind == "RPAR":
         if not stack:
             return "unexpected ')': there is no '(' to close"
@@ -134,6 +143,9 @@ def token_message(tok: Token, expected: set[str], before: list[Token]) -> str:
         if not stack:
             return "unexpected '|': parallel branches go inside parentheses, as in (attn | ssm)"
     if kind == "$END":
+        if stack and stack[-1].type == "LBRACE":
+            brace = stack[-1]
+            return f"unexpected end of input: expected '}}' to close the choice opened at {brace.line}:{brace.column}"
         if stack:
             lpar = stack[-1]
             return f"unexpected end of input: expected ')' to close '{_opener(before, lpar)}' opened at {lpar.line}:{lpar.column}"
@@ -170,19 +182,39 @@ def token_message(tok: Token, expected: set[str], before: list[Token]) -> str:
     return f"unexpected {found}: expected {expected_words(expected)}"
 
 
+def _choice_message(tok: Token, kind: str, prev: Token | None, stack: list[Token], found: str) -> str:
+    """Messages about search-space choices (``{...}``), or an empty string."""
+    inside_brace = bool(stack) and stack[-1].type == "LBRACE"
+    if kind in ("RBRACE", "CHOICE_X") and prev is not None and prev.type == "LBRACE":
+        return "empty choice: expected options inside '{ }', as in {ssm, attn} or {256, 512}"
+    if kind in ("RBRACE", "CHOICE_X", "COMMA") and prev is not None and prev.type == "COMMA":
+        return "empty option: expected a value or a layer call after ','"
+    if kind == "COMMA" and prev is not None and prev.type == "LBRACE":
+        return "empty option: expected a value or a layer call before ','"
+    if kind == "RPAR" and inside_brace:
+        brace = stack[-1]
+        return f"unexpected ')': expected '}}' to close the choice opened at {brace.line}:{brace.column}"
+    if kind in ("RBRACE", "CHOICE_X") and stack and stack[-1].type == "LPAR":
+        return f"unexpected {found}: expected ')' to close '(' opened at {stack[-1].line}:{stack[-1].column}"
+    if kind in ("RBRACE", "CHOICE_X") and not stack:
+        return f"unexpected {found}: there is no '{{' to close"
+    if kind == "COMMA" and not inside_brace:
+        return "unexpected ',': items and parameters are separated by spaces; ',' separates the options of a choice"
+    if kind == "DOTDOT":
+        return "unexpected '..': a range is written inside braces between two numbers, as in state={16..128}"
+    if kind == "EACH":
+        return "unexpected 'each': it marks a repeat whose copies draw their own choices, as in 4x each(ssm {mlp, moe})"
+    if kind == "CHOICE_X":
+        return "unexpected '}x': a repeat-count choice holds numbers, as in {2, 4, 8}x(ssm)"
+    if prev is not None and prev.type == "LBRACE" and kind == "KEY":
+        return f"unexpected {found}: a choice holds values or layer calls, as in window={{256, 512}} or {{ssm, attn}}"
+    return ""
+
+
 def character_message(source: str, pos: int, before: list[Token]) -> str:
     """The message for a character that starts no token at all."""
     char = source[pos]
-    if char in "{}":
-        return f"unexpected '{char}': search choices such as {{256, 512}} are not supported yet"
-    if char == ",":
-        return (
-            "unexpected ',': items and parameters are separated by spaces "
-            "(search choices such as {256, 512} are not supported yet)"
-        )
     if char == ".":
-        if source.startswith("..", pos):
-            return "unexpected '..': ranges such as {16..128} are not supported yet"
         return "unexpected '.': write a number with digits on both sides of the point, as in 0.5"
     if char == "=":
         return "unexpected '=': a parameter needs a name before '=' (as in window=512)"

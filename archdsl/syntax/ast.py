@@ -32,11 +32,43 @@ Value = Union[int, float, bool, str]
 
 
 @dataclass(frozen=True)
+class ValueChoice:
+    """``{256, 512}``: one of the values (a search space's value or repeat-count choice)."""
+
+    options: tuple[Value, ...]
+    span: Span = field(compare=False)
+    option_spans: tuple[Span, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Range:
+    """``{16..128 step=16}`` or ``{1e-4..1e-2 log}``: a number between ``low`` and ``high``
+    (both included); integers when both ends are written as integers."""
+
+    low: int | float
+    high: int | float
+    step: int | float | None
+    log: bool
+    span: Span = field(compare=False)
+    low_span: Span | None = field(default=None, compare=False)
+    high_span: Span | None = field(default=None, compare=False)
+    option_span: Span | None = field(default=None, compare=False)  # of `step=..` or `log`
+
+    @property
+    def is_int(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+
+Choice = Union[ValueChoice, Range]
+
+
+@dataclass(frozen=True)
 class Param:
-    """``key=value`` on a layer call or in the ``model`` header."""
+    """``key=value`` on a layer call or in the ``model`` header; in a search space the value
+    may be a choice."""
 
     key: str
-    value: Value
+    value: Value | Choice
     span: Span = field(compare=False)
     value_span: Span | None = field(default=None, compare=False)
 
@@ -60,12 +92,14 @@ class Seq:
 
 @dataclass(frozen=True)
 class Repeat:
-    """``Nx(body)``: the body ``count`` times."""
+    """``Nx(body)``: the body ``count`` times. In a search space the count may be a choice, and
+    ``each`` (``Nx each(body)``) makes every copy draw its own choices."""
 
-    count: int
+    count: int | Choice
     body: Seq
     span: Span = field(compare=False)
     count_span: Span | None = field(default=None, compare=False)
+    each: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +126,17 @@ class Group:
     span: Span = field(compare=False)
 
 
-Expr = Union[Call, Seq, Repeat, Parallel, Shared, Group]
+@dataclass(frozen=True)
+class Alternatives:
+    """``{ssm, attn window=256, gdn mlp}``: one of the sequences (a search space's layer choice)."""
+
+    options: tuple[Seq, ...]
+    span: Span = field(compare=False)
+
+
+# ``Alternatives`` and a bare ``ValueChoice`` / ``Range`` (``let w = {256, 512}``) appear only in
+# search spaces (archdsl.space); the plain resolver never sees them.
+Expr = Union[Call, Seq, Repeat, Parallel, Shared, Group, Alternatives, ValueChoice, Range]
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
-from archdsl.errors import ArchDSLError, DSLSyntaxError
+from archdsl.errors import ArchDSLError, DSLSyntaxError, did_you_mean
 from archdsl.spec.limits import MAX_NESTING
 from archdsl.syntax import ast
 from archdsl.syntax._messages import character_message, key_name, token_message
@@ -76,14 +77,14 @@ class _Layout:
                     f"unexpected '{tok.value}' right after '{prev.value}': put a space between them",
                     _token_span(tok),
                 )
-            if tok.type == "LPAR":
+            if tok.type in ("LPAR", "LBRACE"):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise DSLSyntaxError(
                         f"parentheses nested more than {MAX_DEPTH} deep: flatten the program, or use 'let' names",
                         _token_span(tok),
                     )
-            elif tok.type == "RPAR":
+            elif tok.type in ("RPAR", "RBRACE", "CHOICE_X"):
                 depth = max(depth - 1, 0)  # an unmatched ')' is the parser's to report
             prev = tok
             yield tok
@@ -130,8 +131,7 @@ def source_text(text: str | bytes, filename: str | None = None) -> str:
 
 
 def _normalise(text: str) -> str:
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -232,13 +232,77 @@ class _ToAST(Transformer):
 
     def param(self, meta, children):
         key, value = children
+        if isinstance(value, (ast.ValueChoice, ast.Range)):
+            return ast.Param(key_name(key), value, _span(meta, self.file), value.span)
         return ast.Param(key_name(key), self._value(value), _span(meta, self.file), _token_span(value, self.file))
 
     def repeat(self, meta, children):
-        count, *branches = children
+        count, *rest = children
+        each = bool(rest) and isinstance(rest[0], Token) and rest[0].type == "EACH"
+        branches = rest[1:] if each else rest
+        span = _span(meta, self.file)
+        if isinstance(count, (ast.ValueChoice, ast.Range)):
+            return ast.Repeat(count, self._one_seq(branches), span, count.span, each=each)
         digits = count.value[:-1]  # without the 'x'
         count_span = ast.Span(count.line, count.column, count.end_line, count.end_column - 1, self.file)
-        return ast.Repeat(self._int(digits, count_span), self._one_seq(branches), _span(meta, self.file), count_span)
+        return ast.Repeat(self._int(digits, count_span), self._one_seq(branches), span, count_span, each=each)
+
+    # --- search-space choices (archdsl.space gives them meaning) ---------------------------
+
+    def alternatives(self, meta, seqs):
+        return ast.Alternatives(tuple(seqs), _span(meta, self.file))
+
+    def value_choice(self, meta, children):
+        if len(children) == 1 and isinstance(children[0], ast.Range):
+            return children[0]
+        values = tuple(self._value(tok) for tok in children)
+        spans = tuple(_token_span(tok, self.file) for tok in children)
+        return ast.ValueChoice(values, _span(meta, self.file), spans)
+
+    values = value_choice
+
+    def count_choice(self, meta, children):
+        *values, close = children  # the last token is '}x'
+        choice = self.value_choice(meta, values)
+        # the span ends before the 'x', like a COUNT's
+        end = ast.Span(close.line, close.column, close.end_line, close.end_column - 1, self.file)
+        return replace(choice, span=_join(choice.span, end))
+
+    def range(self, meta, children):
+        low, high, *options = children
+        step, log, option_span = None, False, None
+        for option in options:
+            name, value, where = option
+            if name == "step" and value is not None and step is None and not log:
+                step = self._number(value)
+            elif name == "log" and value is None and not log and step is None:
+                log = True
+            elif name in ("step", "log") and (step is not None or log):
+                raise DSLSyntaxError("a range takes either 'step=' or 'log', once", where)
+            elif name == "step":
+                raise DSLSyntaxError("write the step of a range as step=N, as in {16..128 step=16}", where)
+            elif name == "log" and value is not None:
+                raise DSLSyntaxError("write a log-scaled range as {1e-4..1e-2 log}, without '='", where)
+            else:
+                raise DSLSyntaxError(
+                    f"unknown range option '{name}'{did_you_mean(name, ['step', 'log'])}: "
+                    "a range takes step=N or log, as in {16..128 step=16} or {1e-4..1e-2 log}",
+                    where,
+                )
+            option_span = where
+        low_span, high_span = _token_span(low, self.file), _token_span(high, self.file)
+        return ast.Range(
+            self._number(low), self._number(high), step, log, _span(meta, self.file), low_span, high_span, option_span
+        )
+
+    def range_option(self, meta, children):
+        name = children[0]
+        if name.type == "KEY":
+            return key_name(name), children[1], _span(meta, self.file)
+        return str(name), None, _span(meta, self.file)
+
+    def _number(self, tok: Token) -> int | float:
+        return self._value(tok)  # a NUMBER token
 
     def shared(self, meta, branches):
         return ast.Shared(self._one_seq(branches), _span(meta, self.file))

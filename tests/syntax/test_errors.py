@@ -166,7 +166,7 @@ CASES = [
     pytest.param(
         "attn window={256, 512}",
         DSLSyntaxError,
-        r"search choices such as \{256, 512\} are not supported yet",
+        r"search space, not one architecture: read it with archdsl.parse_space",
         1,
         13,
         id="search-value-choice",
@@ -174,7 +174,7 @@ CASES = [
     pytest.param(
         "{2, 4}x(ssm)",
         DSLSyntaxError,
-        r"search choices such as \{256, 512\} are not supported yet",
+        r"search choices \(\{...\}\), so it is a search space",
         1,
         1,
         id="search-count-choice",
@@ -182,7 +182,7 @@ CASES = [
     pytest.param(
         "{ssm, attn window=256}",
         DSLSyntaxError,
-        r"search choices .* are not supported yet",
+        r"use|read it with archdsl.parse_space",
         1,
         1,
         id="search-layer-choice",
@@ -190,7 +190,7 @@ CASES = [
     pytest.param(
         "ssm state=16..128",
         DSLSyntaxError,
-        r"unexpected '\.\.': ranges such as \{16\.\.128\} are not supported yet",
+        r"unexpected '\.\.': a range is written inside braces between two numbers, as in state=\{16\.\.128\}",
         1,
         13,
         id="search-range",

@@ -1,0 +1,149 @@
+"""The search's own figures (the machine is shared: ratios inside one run are what count).
+
+    python benchmarks/bench_search.py quickstart            # wall time, machinery share of it
+    python benchmarks/bench_search.py ladder [--seeds 2]    # ladder vs every trial to the last stage
+    python benchmarks/bench_search.py recall [--seeds 3] [--trials N]   # TPE vs random; hybrid vs baselines
+
+Each case runs real searches (``archdsl.search.search``) into a temporary folder, one after
+the other in this process, alternating the compared settings seed by seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+
+from archdsl.search import load_recipe, search  # noqa: E402
+from archdsl.search.recipe import recipe_from_dict  # noqa: E402
+from archdsl.search.study import open_storage  # noqa: E402
+from archdsl.search.trials import best_trials, counts, layout_line  # noqa: E402
+
+
+def hypervolume_2d(points, reference):
+    """Area dominated by ``points`` (both coordinates minimised) up to ``reference``; exact sweep."""
+    pts = sorted(p for p in points if p[0] < reference[0] and p[1] < reference[1])
+    front, best_y = [], math.inf
+    for x, y in pts:  # by x; keep the points that improve y: the staircase
+        if y < best_y:
+            front.append((x, y))
+            best_y = y
+    edges = [x for x, _ in front[1:]] + [reference[0]]
+    return sum((x_next - x) * (reference[1] - y) for (x, y), x_next in zip(front, edges))
+
+
+def run(recipe, out, **kwargs):
+    started = time.perf_counter()
+    summary = search(recipe, out=out, display="quiet", **kwargs)
+    wall = time.perf_counter() - started
+    study = optuna.load_study(study_name=summary["study"], storage=open_storage(summary["storage"]))
+    return study, wall
+
+
+def front_points(study):
+    """The feasible finished trials as minimised (-accuracy, cost) points."""
+    signs = [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+    return [tuple(s * v for s, v in zip(signs, t.values)) for t in best_trials(study)]
+
+
+def machinery(study, wall):
+    trials = study.get_trials(deepcopy=False)
+    train = sum(t.user_attrs.get("timing", {}).get("train_s", 0.0) for t in trials)
+    steps = sum(t.user_attrs.get("steps", 0) or 0 for t in trials)
+    return train, steps
+
+
+def quickstart(args):
+    recipe = load_recipe(ROOT / "search" / "quickstart.toml")
+    with tempfile.TemporaryDirectory() as tmp:
+        study, wall = run(recipe, Path(tmp) / "q")
+        train, steps = machinery(study, wall)
+        base = {t.user_attrs["baseline"]: t.values for t in study.get_trials() if t.user_attrs.get("baseline")}
+        best = best_trials(study)
+        free = [t for t in best if not t.user_attrs.get("baseline")]
+        print(json.dumps({
+            "case": "quickstart", "threads": os.cpu_count(), "wall_s": round(wall, 1), "train_s": round(train, 1),
+            "machinery_share": round(1 - train / wall, 4), "trials": len(study.trials), "counts": counts(study.trials),
+            "steps_trained": steps, "baselines": base,
+            "front": [(layout_line(t.user_attrs["dsl"]), t.values, bool(t.user_attrs.get("baseline"))) for t in best],
+            "non_dominated_non_baselines": len(free),
+        }, indent=1))  # fmt: skip
+
+
+def _variant(recipe, **study):
+    data = recipe.to_toml_dict()
+    data["study"].update(study)
+    return data
+
+
+def ladder(args):
+    recipe = load_recipe(ROOT / "search" / "quickstart.toml")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            for mode in ("ladder", "full"):
+                data = _variant(recipe, seed=seed, name=f"{mode}-{seed}")
+                if mode == "full":
+                    data["train"]["steps"] = data.pop("ladder")["stages"][-1]
+                r = recipe_from_dict(data)
+                study, wall = run(r, Path(tmp) / f"{mode}-{seed}")
+                train, steps = machinery(study, wall)
+                rows.append({"mode": mode, "seed": seed, "wall_s": wall, "train_s": train, "steps": steps,
+                             "points": front_points(study)})  # fmt: skip
+    _hv_table(rows, "mode", per_hour=True)
+
+
+def recall(args):
+    recipe = load_recipe(ROOT / "search" / "recall.toml")
+    rows, wins = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            for sampler in ("tpe", "random"):
+                data = _variant(recipe, seed=seed, sampler=sampler, name=f"{sampler}-{seed}")
+                if args.trials:
+                    data["study"]["trials"] = args.trials
+                study, wall = run(recipe_from_dict(data), Path(tmp) / f"{sampler}-{seed}")
+                train, steps = machinery(study, wall)
+                rows.append({"mode": sampler, "seed": seed, "wall_s": wall, "train_s": train, "steps": steps,
+                             "points": front_points(study)})  # fmt: skip
+                done = [t for t in study.trials if t.values is not None and all(v <= 0 for v in t.constraints.values())]
+                base = {t.user_attrs["baseline"]: t.values[0] for t in done if t.user_attrs.get("baseline")}
+                hybrids = [t for t in done if not t.user_attrs.get("baseline")]
+                best = max(hybrids, key=lambda t: t.values[0], default=None)
+                if best is not None:
+                    wins.append({"sampler": sampler, "seed": seed, "baselines": base,
+                                 "best": (layout_line(best.user_attrs["dsl"]), best.values),
+                                 "beats_all": all(best.values[0] > v for v in base.values())})  # fmt: skip
+    _hv_table(rows, "mode", per_hour=False)
+    print(json.dumps(wins, indent=1))
+
+
+def _hv_table(rows, key, per_hour):
+    reference = (0.0, 1.1 * max(p[1] for r in rows for p in r["points"]))  # accuracy 0, 1.1x the largest cost
+    print(f"reference point: accuracy 0, cost {reference[1]:.4g}")
+    print("| " + key + " | seed | trials' steps | wall s | hypervolume | hypervolume per CPU-hour |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        hv = hypervolume_2d(r["points"], reference)
+        cpu_h = r["wall_s"] * (os.cpu_count() or 1) / 3600
+        print(f"| {r[key]} | {r['seed']} | {r['steps']} | {r['wall_s']:.0f} | {hv:.4g} | {hv / cpu_h:.4g} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=["quickstart", "ladder", "recall"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=None)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    {"quickstart": quickstart, "ladder": ladder, "recall": recall}[args.case](args)

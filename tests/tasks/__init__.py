@@ -1,0 +1,1 @@
+"""Tests of the tasks: shapes, vocabularies, masks and answers against brute-force references."""

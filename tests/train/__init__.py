@@ -1,0 +1,1 @@
+"""Tests of the training loop, its command and its saved runs."""
