@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
-import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 import archdsl
 from archdsl.errors import ArchDSLError
-from archdsl.search.objective import INTERRUPTED, SearchObjective, TrialFailed
+from archdsl.search.distributed import heartbeat_of, work
+from archdsl.search.objective import SearchObjective
 from archdsl.search.recipe import Recipe, RecipeError, recipe_from_dict
 from archdsl.search.study import JOURNAL_NAME, make_pruner, make_sampler, open_storage, study_names
 
@@ -106,7 +105,6 @@ def prepare_study(run: Run, objective: SearchObjective) -> optuna.Study:
                 raise RecipeError(f"[study] baselines[{i}] ({text!r}): {err.message}", file=run.recipe.path) from None
             study.enqueue_trial(params, user_attrs={"baseline": text})
         study.set_user_attr("baselines_enqueued", True)
-    _requeue_lost_trials(study)
     return study
 
 
@@ -119,37 +117,6 @@ def _check_same_recipe(run: Run, stored: Recipe) -> None:
             f"(it differs in [{'], ['.join(keys)}]); continue it unchanged, or start another with --out or --study",
             file=run.recipe.path,
         )
-
-
-def _requeue_lost_trials(study: optuna.Study) -> None:
-    """A trial interrupted (Ctrl-C) or left RUNNING by a worker of this machine that no longer
-    exists is marked failed and its layout enqueued again, so re-running loses nothing."""
-    host = socket.gethostname()
-    retried = set(study.user_attrs.get("requeued", []))
-    for t in study.get_trials(deepcopy=False):
-        lost = False
-        if t.state == TrialState.RUNNING:
-            worker_host, _, pid = str(t.user_attrs.get("worker", "")).partition(":")
-            if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                lost = True
-        elif t.state == TrialState.FAIL and t.user_attrs.get("status") == INTERRUPTED:
-            lost = True
-        if lost and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={k: v for k, v in t.user_attrs.items() if k == "baseline"})
-            retried.add(t.number)
-    if retried:
-        study.set_user_attr("requeued", sorted(retried))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def quiet_optuna() -> None:
@@ -169,8 +136,9 @@ def run_worker(
     threads: int | None = None,
     device: str | None = None,
     callbacks: tuple[Callable[..., Any], ...] = (),
-) -> None:
-    """One worker: its own sampler, the shared study, ``n_trials`` trials or until the deadline."""
+) -> str:
+    """One worker: its own sampler, the shared study; trials until the study has its target or
+    the deadline passes. Returns why it stopped: "done", "time", "SIGINT" or "SIGTERM"."""
     import torch
 
     quiet_optuna()
@@ -186,12 +154,12 @@ def run_worker(
         run.recipe.study.pruner, n_objectives=len(objective.objectives), steps=steps,
         eval_every=objective.train_settings.get("eval_every"), ladder=objective.ladder is not None,
     )  # fmt: skip
-    study = optuna.load_study(study_name=run.study_name, storage=open_storage(run.storage), sampler=sampler, pruner=pruner)
-    timeout = None if deadline is None else max(0.001, deadline - time.time())
-    study.optimize(
-        objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=list(callbacks),
-        gc_after_trial=False,
-    )  # fmt: skip
+    heartbeat = heartbeat_of(run.recipe)
+    storage = open_storage(run.storage, heartbeat)
+    study = optuna.load_study(study_name=run.study_name, storage=storage, sampler=sampler, pruner=pruner)
+    # n_trials is not a per-worker quota: every worker runs until the study has its target
+    # (exact under races, see archdsl.search.distributed)
+    return work(study, objective, heartbeat=heartbeat, deadline=deadline, callbacks=callbacks)
 
 
 def _worker_process(kwargs: dict[str, Any]) -> None:
