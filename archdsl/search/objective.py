@@ -97,9 +97,13 @@ class SearchObjective:
 
     def __init__(self, recipe: Recipe, *, device: str | None = None):
         from archdsl.tasks import get_task
+        from archdsl.train import TrainSettings
 
         self.recipe = recipe
-        self.task = get_task(recipe.task.name, **recipe.task.settings())
+        try:
+            self.task = get_task(recipe.task.name, **recipe.task.settings())
+        except ArchDSLError as err:
+            raise RecipeError(f"[task] {err.message}", file=recipe.path) from None
         settings = {"vocab": self.task.vocab_size, **recipe.space.model_settings()}
         text, filename = recipe.space_text()
         self.space_settings = settings  # baselines are parsed with the same model settings
@@ -125,6 +129,11 @@ class SearchObjective:
                 directions=self.directions,
             )  # fmt: skip
         self.trains = any(o.kind == "metric" for o in self.objectives)
+        try:  # bad train settings fail now, not in every trial
+            checked = TrainSettings.parse(self.train_settings)
+        except ArchDSLError as err:
+            raise RecipeError(f"[train] {err.message}", file=recipe.path) from None
+        self.steps, self.eval_every = checked.steps, checked.eval_interval
 
     @property
     def directions(self) -> list[str]:

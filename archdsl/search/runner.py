@@ -145,14 +145,13 @@ def run_worker(
     if threads is not None:
         torch.set_num_threads(threads)
     objective = SearchObjective(run.recipe, device=device)
-    steps = int(objective.train_settings.get("steps") or 1)
     sampler = make_sampler(
         run.recipe.study.sampler, seed=sampler_seed, n_objectives=len(objective.objectives),
         trials=run.recipe.study.trials, workers=workers,
     )  # fmt: skip
     pruner = make_pruner(
-        run.recipe.study.pruner, n_objectives=len(objective.objectives), steps=steps,
-        eval_every=objective.train_settings.get("eval_every"), ladder=objective.ladder is not None,
+        run.recipe.study.pruner, n_objectives=len(objective.objectives), steps=objective.steps,
+        eval_every=objective.eval_every, ladder=objective.ladder is not None,
     )  # fmt: skip
     heartbeat = heartbeat_of(run.recipe)
     storage = open_storage(run.storage, heartbeat)
