@@ -9,7 +9,6 @@ archdsl studies --storage postgresql+psycopg://me@db/archdsl
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -32,11 +31,11 @@ def worker_command(
     storage: str = typer.Option(
         ..., "--storage", help="the study's storage: an Optuna URL or a journal file", show_default=False
     ),
-    study: Optional[str] = typer.Option(None, "--study", help="study name (needed when the storage holds several)"),
+    study: str | None = typer.Option(None, "--study", help="study name (needed when the storage holds several)"),
     workers: int = typer.Option(
         1, "--workers", help="processes here: one per GPU with --device cuda, else they split the cores"
     ),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda; default: the stored recipe's"),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda; default: the stored recipe's"),
     quiet: bool = typer.Option(False, "--quiet", help="no line per trial; only the summary"),
     as_json: bool = typer.Option(False, "--json", help="one JSON line per trial this worker ran, then a summary line"),
 ) -> None:
