@@ -63,7 +63,7 @@ def worker_command(
     console.print(
         f"study '{summary['study']}': {summary['counted']} of {summary['target']} trials count; "
         f"this worker ended: {_WHY.get(summary['stopped'], summary['stopped'])} ({summary['wall_s']:.0f}s)",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
 
 

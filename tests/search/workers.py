@@ -203,9 +203,11 @@ def assert_exact(storage: str, name: str, target: int, retries: int = 2) -> list
 
 
 def reasons(trials) -> dict[str, str]:
-    """Layout -> reason of the trials that failed with the objective's verdict."""
+    """Layout (one line, no header) -> reason, for the trials that failed with the objective's verdict."""
+    from archdsl.search.trials import layout_line
+
     return {
-        t.user_attrs.get("dsl", ""): t.user_attrs.get("reason", "")
+        layout_line(t.user_attrs.get("dsl")): t.user_attrs.get("reason", "")
         for t in trials
         if t.state.name == "FAIL" and t.user_attrs.get("status") == "failed"
     }
