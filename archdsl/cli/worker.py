@@ -52,9 +52,8 @@ def worker_command(
             typer.echo(json.dumps(row.to_dict()))
         elif not quiet:
             shown = ", ".join(f"{v:.4g}" for v in row.values or []) or row.reason or ""
-            console.print(
-                f"trial {row.number} {row.status}: {shown}  {layout_line(row.dsl)}", markup=False, highlight=False
-            )
+            line = f"trial {row.number} {row.status}: {shown}  {layout_line(row.dsl)}"
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     summary = join(storage, study, workers=workers, device=device, on_trial=on_trial)
     if as_json:
