@@ -55,7 +55,9 @@ class Heartbeat:
     patience: float = 120.0  # seconds a worker waits for an unreachable database
 
     def callback(self) -> RetryHeartbeatStaleTrialCallback:
-        return RetryHeartbeatStaleTrialCallback(max_retry=self.retries)
+        with warnings.catch_warnings():  # experimental since Optuna 2.8, and the tool for this job
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RetryHeartbeatStaleTrialCallback(max_retry=self.retries)
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
