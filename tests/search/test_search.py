@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -90,3 +91,140 @@ def test_failed_trials_end_with_reason_and_the_study_goes_on(tmp_path, tiny):
     study = load(search(diverging, out=tmp_path / "b", display="quiet"))
     assert [t.user_attrs["status"] for t in study.trials] == ["failed", "failed"]
     assert all(t.user_attrs["reason"].startswith("diverged:") for t in study.trials)
+
+
+@pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband"])
+def test_single_objective_pruners_act_through_the_train_callback(tmp_path, tiny, pruner):
+    # three strong layouts (with attention) first, then random draws, most of them weaker
+    strong = ["2x(attn heads=2)", "attn heads=2 ssm state=8 head_dim=8 chunk=16", "ssm state=8 head_dim=8 chunk=16 attn heads=2"]
+    recipe = tiny(
+        study={"objectives": ["loss"], "trials": 6, "pruner": pruner, "baselines": strong, "sampler": "random"},
+        train={"steps": 8, "eval_every": 2},
+    )
+    study = load(search(recipe, out=tmp_path, display="quiet"))
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert pruned and finished
+    for t in finished:  # every evaluation was reported, the last is the final metric's step
+        assert sorted(t.intermediate_values) == [2, 4, 6, 8]
+    for t in pruned:
+        step = max(t.intermediate_values)
+        assert t.user_attrs["status"] == "pruned" and t.user_attrs["steps"] == step < 8
+        assert t.user_attrs["reason"] == f"pruned at step {step}: loss = {t.intermediate_values[step]:.4g}"
+        if pruner == "median":  # the median rule, against the finished trials that came before
+            before = [o.intermediate_values[step] for o in finished if o.number < t.number]
+            assert t.intermediate_values[step] > statistics.median(before)
+
+
+def test_ladder_stops_dominated_trials_by_the_rule_and_saves_steps(tmp_path, tiny):
+    recipe = tiny(
+        train={"steps": None, "eval_every": None},
+        ladder={"stages": [4, 8, 12], "keep": 0.34, "min_trials": 2},
+        study={"trials": 8},
+    )
+    study = load(search(recipe, out=tmp_path, display="quiet"))
+    trials = study.trials
+    stopped = [t for t in trials if t.user_attrs.get("status") == "stopped"]
+    assert stopped, "the ladder stopped nothing"
+    ladder = Ladder([4, 8, 12], keep=0.34, min_trials=2, directions=["maximize", "minimize"])
+    for t in trials:
+        record = t.user_attrs[LADDER_ATTR]
+        for stage_text, values in record.items():
+            stage = int(stage_text)
+            # one worker: the trials before this one had all reached their stages already
+            others = [o.user_attrs[LADDER_ATTR][stage_text] for o in trials[: t.number]
+                      if stage_text in o.user_attrs.get(LADDER_ATTR, {})]  # fmt: skip
+            went_on = str(stage + 1) in record or t.state == TrialState.COMPLETE
+            assert went_on == (ladder.goes_on(values, others) or bool(t.user_attrs.get("baseline")))
+        if t in stopped:
+            assert t.state == TrialState.PRUNED and t.user_attrs["steps"] in (4, 8)
+            assert t.user_attrs["reason"].startswith("ladder: stopped after stage")
+        else:
+            assert t.user_attrs["steps"] == 12
+    assert sum(t.user_attrs["steps"] for t in trials) < 12 * len(trials)
+
+
+def test_rerun_continues_the_study_and_a_different_recipe_is_refused(tmp_path, tiny):
+    recipe = tiny(study={"trials": 2})
+    first = load(search(recipe, out=tmp_path, display="quiet")).trials
+    again = load(search(recipe, out=tmp_path, display="quiet", trials=2)).trials
+    assert len(again) == 4
+    assert [(t.params, t.values, t.user_attrs) for t in again[:2]] == [(t.params, t.values, t.user_attrs) for t in first]
+    assert sum(1 for t in again if t.user_attrs.get("baseline")) == 1  # enqueued once
+    # joining needs only the run folder: the recipe comes from the study
+    joined = load(search(None, out=tmp_path, display="quiet", trials=1)).trials
+    assert len(joined) == 5
+    with pytest.raises(RecipeError, match=r"was run with a different recipe \(it differs in \[space\]\)"):
+        search(tiny(space={"d_model": 32}), out=tmp_path, display="quiet")
+
+
+def test_a_trial_lost_with_its_worker_is_queued_again(tmp_path, tiny):
+    recipe = tiny(study={"trials": 1, "baselines": None})
+    study = load(search(recipe, out=tmp_path, display="quiet"))
+    # a worker that died mid-trial: its trial stays RUNNING with the worker's (now dead) pid
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lost = study.ask({"{attn,ssm,conv}[0]": optuna.distributions.CategoricalDistribution(["attn", "ssm", "conv"]),
+                      "{attn,ssm,conv}[1]": optuna.distributions.CategoricalDistribution(["attn", "ssm", "conv"])})  # fmt: skip
+    lost.set_user_attr("worker", f"{os.uname().nodename}:{dead.stdout.strip()}")
+    trials = load(search(recipe, out=tmp_path, display="quiet")).trials
+    assert trials[lost.number].state == TrialState.FAIL
+    assert trials[-1].params == lost.params and trials[-1].state == TrialState.COMPLETE
+
+
+def test_same_recipe_and_seed_give_the_same_trials_and_metrics(tmp_path, tiny):
+    recipe = tiny(study={"trials": 3})
+    runs = [load(search(recipe, out=tmp_path / name, display="quiet")).trials for name in ("a", "b")]
+    keys = ("dsl", "metrics", "cost_values", "steps")
+    a, b = ([(t.params, t.values, [t.user_attrs[k] for k in keys]) for t in trials] for trials in runs)
+    assert a == b
+    other = load(search(recipe, out=tmp_path / "c", display="quiet", seed=1)).trials
+    assert [t.user_attrs["metrics"] for t in other] != [t.user_attrs["metrics"] for t in runs[0]]
+
+
+def test_two_worker_processes_share_the_study(tmp_path, tiny):
+    recipe = tiny(study={"trials": 3, "workers": 2})
+    study = load(search(recipe, out=tmp_path, display="quiet"))
+    assert len(study.trials) == 3 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+
+
+def test_cli_search_json_lines_then_report(tmp_path, tiny):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TOML)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [*ARCHDSL, "search", str(path), "--out", str(tmp_path / "run"), "--json",
+         "--trials", "2"], capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [x["event"] for x in lines] == ["trial", "trial", "done"]
+    assert lines[0]["baseline"] == "2x(attn heads=2)" and lines[0]["status"] == "finished"
+    assert lines[-1]["counts"]["finished"] == 2
+    report = subprocess.run([*ARCHDSL, "report", str(tmp_path / "run")],
+                            capture_output=True, text=True, env=env)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "run" / "report" / "report.html").exists()
+    bad = subprocess.run([*ARCHDSL, "search", str(path), "--workers", "0"],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    assert bad.returncode == 2 and "--workers must be a positive number" in bad.stderr and "Traceback" not in bad.stderr
+
+
+ARCHDSL = [sys.executable, "-c", "from archdsl.cli import main; main()"]
+TOML = """
+[space]
+text = "2x each({attn heads=2, ssm state=8 head_dim=8 chunk=16, conv})"
+d_model = 16
+[task]
+name = "mqar"
+seq_len = 16
+pairs = 2
+vocab = 32
+test_examples = 64
+[train]
+steps = 8
+batch = 8
+[study]
+objectives = { accuracy = "max", "state@1k" = "min" }
+baselines = ["2x(attn heads=2)"]
+"""
