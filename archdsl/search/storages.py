@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
+import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,13 +78,17 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             pass  # another worker already judged this trial dead; its own end will say so
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Running trials silent for the grace period, and (a journal file lives on one
+        machine) at once those whose worker process here is gone."""
         now = time.time()
         stale = []
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            last = trial.system_attrs.get(BEAT_ATTR)
-            if last is None and trial.datetime_start is not None:
-                last = trial.datetime_start.timestamp()  # not stamped yet: count from its start
-            if last is not None and now - float(last) > self.heartbeat.grace:
+            started = trial.datetime_start.timestamp() if trial.datetime_start is not None else now
+            last = trial.system_attrs.get(BEAT_ATTR, started)  # not stamped yet: count from its start
+            # a retry copies the dead trial's "worker" until its new worker writes its own: trust
+            # the pid only once the trial has run for a heartbeat interval
+            gone = now - started > self.heartbeat.interval and _worker_gone(trial.user_attrs.get("worker"))
+            if gone or now - float(last) > self.heartbeat.grace:
                 stale.append(trial._trial_id)
         return stale
 
@@ -90,6 +97,21 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 
     def get_heartbeat_stale_trial_callback(self) -> Callable[..., None] | None:
         return self._stale_callback
+
+
+def _worker_gone(worker: str | None) -> bool:
+    """True when ``worker`` ("host:pid", as the objective stores it) is a process of this
+    machine that no longer exists."""
+    host, _, pid = str(worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
 
 
 def _transient(err: BaseException) -> bool:
@@ -202,7 +224,8 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
             trial = storage.get_trial(trial_id)
             worker = trial.user_attrs.get("worker", "a worker")
             storage.set_trial_user_attr(trial_id, "status", "lost")
-            storage.set_trial_user_attr(trial_id, "reason", f"no heartbeat from {worker}: it died or hung")
+            reason = f"lost its worker {worker}: the process is gone or sent no heartbeat for the grace period"
+            storage.set_trial_user_attr(trial_id, "reason", reason)
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 failed.append(trial_id)
         except UpdateFinishedTrialError:

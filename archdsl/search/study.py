@@ -35,7 +35,7 @@ def open_storage(where: str | Path, heartbeat: Heartbeat | None = None) -> BaseS
             return open_rdb(text, heartbeat)
         except StorageUnavailable as err:
             raise RecipeError(f"--storage: {err.message}") from None
-        except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open this URL"
+        except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open this URL"
             raise RecipeError(f"--storage: cannot open '{text}': {first_line(err)}") from None
     path = Path(text)
     if path.is_dir():

@@ -78,7 +78,7 @@ def test_kill9_mid_trial_and_failing_layouts(postgres_url, plugin, tmp_path):
     trials = w.assert_exact(postgres_url, r.name, 6)
     dead = next(t for t in trials if t.number == victim.number)
     assert dead.state.name == "FAIL" and dead.user_attrs["status"] == "lost"
-    assert "no heartbeat" in dead.user_attrs["reason"]
+    assert "lost its worker" in dead.user_attrs["reason"]
     retry = next(t for t in trials if t.system_attrs.get("retry_history") == [victim.number])
     assert retry.state.name == "COMPLETE" and retry.params == victim.params
     assert retry.user_attrs["retry"] == {"of": victim.number, "attempt": 2}

@@ -195,7 +195,9 @@ def assert_exact(storage: str, name: str, target: int, retries: int = 2) -> list
     trials = trials_of(storage, name)
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(trials))), numbers
-    assert sum(counts(t, retries) for t in trials) == target, [(t.number, t.state.name, t.user_attrs.get("status")) for t in trials]
+    assert sum(counts(t, retries) for t in trials) == target, [
+        (t.number, t.state.name, t.user_attrs.get("status")) for t in trials
+    ]
     study = optuna.load_study(study_name=name, storage=open_storage(storage))
     tally = Tally.of(study, retries)
     assert (tally.counted, tally.running) == (target, 0)
