@@ -57,6 +57,23 @@ def heartbeat_of(recipe: Any) -> Heartbeat:
     return Heartbeat(interval=study.heartbeat, grace=study.grace or 6 * study.heartbeat, retries=study.retries)
 
 
+def placements(workers: int, device: str | None, *, gpus: int, cores: int) -> list[tuple[str | None, int]]:
+    """(device, torch threads) of each of ``workers`` processes on one machine. With GPUs
+    (``device="cuda"``), worker i gets GPU i (round robin when there are more workers than
+    GPUs); on the CPU the workers split the cores, so N workers never run more than the
+    machine's cores of torch threads (oversubscribed OpenMP threads spin on each other).
+
+    >>> placements(3, "cuda", gpus=2, cores=16)
+    [('cuda:0', 5), ('cuda:1', 5), ('cuda:0', 5)]
+    >>> placements(4, None, gpus=0, cores=8)
+    [(None, 2), (None, 2), (None, 2), (None, 2)]
+    """
+    threads = max(1, cores // workers)
+    if device == "cuda" and gpus > 0:
+        return [(f"cuda:{i % gpus}", threads) for i in range(workers)]
+    return [(device, threads)] * workers
+
+
 # ---- which trials count ----------------------------------------------------------------------
 
 

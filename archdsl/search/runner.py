@@ -22,7 +22,7 @@ import optuna
 
 import archdsl
 from archdsl.errors import ArchDSLError
-from archdsl.search.distributed import heartbeat_of, work
+from archdsl.search.distributed import heartbeat_of, placements, work
 from archdsl.search.objective import SearchObjective
 from archdsl.search.recipe import Recipe, RecipeError, recipe_from_dict
 from archdsl.search.study import JOURNAL_NAME, make_pruner, make_sampler, open_storage, study_names
@@ -71,7 +71,9 @@ def load_stored_study(where: str, name: str | None) -> optuna.Study:
     names = study_names(storage)
     if name is None:
         if len(names) != 1:
-            raise RecipeError(f"'{where}' holds {len(names)} studies ({', '.join(names) or 'none'}); choose with --study")
+            raise RecipeError(
+                f"'{where}' holds {len(names)} studies ({', '.join(names) or 'none'}); choose with --study"
+            )
         name = names[0]
     if name not in names:
         raise RecipeError(f"no study '{name}' in '{where}'; it holds: {', '.join(names) or 'none'}")
@@ -100,7 +102,9 @@ def prepare_study(run: Run, objective: SearchObjective) -> optuna.Study:
     if not study.user_attrs.get("baselines_enqueued"):
         for i, text in enumerate(run.recipe.study.baselines):
             try:
-                params = objective.space.match(archdsl.parse(text, filename=f"baselines[{i}]", **objective.space_settings))
+                params = objective.space.match(
+                    archdsl.parse(text, filename=f"baselines[{i}]", **objective.space_settings)
+                )
             except ArchDSLError as err:
                 raise RecipeError(f"[study] baselines[{i}] ({text!r}): {err.message}", file=run.recipe.path) from None
             study.enqueue_trial(params, user_attrs={"baseline": text})
@@ -174,17 +178,17 @@ def shares(total: int, workers: int) -> list[int]:
 def start_workers(run: Run, *, trials: int, workers: int, deadline: float | None, seed_base: int, device: str | None):
     """Start ``workers`` processes (spawned: a clean interpreter each, no copied torch state)."""
     context = multiprocessing.get_context("spawn")
-    cores = os.cpu_count() or 1
     procs = []
-    gpus = _gpu_count() if device == "cuda" else 0  # one worker per GPU, round robin
+    gpus = _gpu_count() if device == "cuda" else 0
+    places = placements(workers, device, gpus=gpus, cores=os.cpu_count() or 1)  # a GPU each, or a share of the cores
     for i, n in enumerate(shares(trials, workers)):
         if n == 0:
             continue
-        dev = f"cuda:{i % gpus}" if gpus else device
+        dev, threads = places[i]
         kwargs = {
             "recipe": run.recipe.to_toml_dict(), "storage": run.storage, "study_name": run.study_name,
             "n_trials": n, "deadline": deadline, "sampler_seed": seed_base + i, "workers": workers,
-            "threads": max(1, cores // workers), "device": dev,
+            "threads": threads, "device": dev,
         }  # fmt: skip
         proc = context.Process(target=_worker_process, args=(kwargs,), name=f"archdsl-worker-{i}")
         proc.start()
