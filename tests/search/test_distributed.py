@@ -8,7 +8,7 @@ import doctest
 import optuna
 from optuna.trial import TrialState, create_trial
 
-import archdsl.search.distributed as distributed
+from archdsl.search import distributed
 from archdsl.search.distributed import Tally, counts, holds_slot, placements, set_target
 
 

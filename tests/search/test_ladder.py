@@ -52,7 +52,7 @@ def test_goes_on_keeps_the_best_fraction_in_both_directions():
 def test_goes_on_fraction_counts_trials_in_better_layers():
     ladder = Ladder([10, 20], keep=0.5, min_trials=1, directions=["minimize"])
     others = [[float(v)] for v in range(1, 10)]  # 1..9; with ours 10 points, 5 go on
-    kept = [v for v in range(0, 11) if ladder.goes_on([v - 0.5], others)]
+    kept = [v for v in range(11) if ladder.goes_on([v - 0.5], others)]
     assert kept == [0, 1, 2, 3, 4, 5]  # values -0.5 .. 4.5 have at most 4 better trials ahead
     assert math.ceil(0.5 * 10) == 5
 
