@@ -200,13 +200,18 @@ def open_rdb(url: str, heartbeat: Heartbeat | None = None) -> ResilientRDBStorag
             ) from None
         engine["connect_args"] = {"connect_timeout": 10}
     hb = heartbeat or Heartbeat()
-    storage = ResilientRDBStorage(
-        url, engine_kwargs=engine, heartbeat_interval=hb.interval if heartbeat else None,
-        grace_period=hb.grace if heartbeat else None,
-        heartbeat_stale_trial_callback=hb.callback() if heartbeat else None,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9, and what we need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = _make_rdb(url, engine, hb if heartbeat else None)
     storage.patience = hb.patience
     return storage
+
+
+def _make_rdb(url: str, engine: dict[str, Any], hb: Heartbeat | None) -> ResilientRDBStorage:
+    return ResilientRDBStorage(
+        url, engine_kwargs=engine, heartbeat_interval=hb.interval if hb else None,
+        grace_period=hb.grace if hb else None, heartbeat_stale_trial_callback=hb.callback() if hb else None,
+    )  # fmt: skip
 
 
 def fail_stale_trials(study: optuna.Study) -> list[int]:
