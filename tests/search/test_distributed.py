@@ -66,3 +66,18 @@ def test_the_target_grows_by_the_trials_asked_and_never_shrinks():
     assert set_target(study, trials=5, timeout=60, retries=2) == 7  # 2 count + 5
     tally = Tally.of(study, 2)
     assert (tally.target, tally.counted, tally.free) == (7, 2, 5) and tally.deadline is not None
+
+
+def test_a_worker_stops_at_the_studys_deadline_and_when_nothing_is_left():
+    from archdsl.search.distributed import DEADLINE_ATTR, work
+    from archdsl.search.storages import Heartbeat
+
+    study = optuna.create_study()
+    set_target(study, trials=3, timeout=60, retries=2)
+    ran = []
+    study.set_user_attr(DEADLINE_ATTR, 0.0)  # long past
+    assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat()) == "time"
+    set_target(study, trials=3, timeout=None, retries=2)
+    assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat()) == "done"
+    assert ran == [0, 1, 2]
+    assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat()) == "done" and len(ran) == 3
