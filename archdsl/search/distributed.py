@@ -224,7 +224,6 @@ def work(
     deadline: float | None = None,
     callbacks: tuple[Callable[..., Any], ...] = (),
     poll: float = 1.0,
-    on_wait: Callable[[Tally], None] | None = None,
 ) -> str:
     """Run trials of ``study`` until it has its target ("done"), its deadline or ``deadline``
     passes ("time"), or a signal asks to stop ("SIGTERM" / "SIGINT")."""
@@ -243,8 +242,6 @@ def work(
                 return "time"
             if tally.waiting == 0 and tally.free <= 0:
                 # every slot is held by a running trial: wait, since one may die and be retried
-                if on_wait is not None:
-                    on_wait(tally)
                 time.sleep(poll)
                 continue
             try:
