@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import optuna  # noqa: E402
+import optuna
 
-from archdsl.search import load_recipe, search  # noqa: E402
-from archdsl.search.recipe import recipe_from_dict  # noqa: E402
-from archdsl.search.study import open_storage  # noqa: E402
-from archdsl.search.trials import best_trials, counts, layout_line  # noqa: E402
+from archdsl.search import load_recipe, search
+from archdsl.search.recipe import recipe_from_dict
+from archdsl.search.study import open_storage
+from archdsl.search.trials import best_trials, counts, layout_line
 
 
 def hypervolume_2d(points, reference):
@@ -56,28 +56,45 @@ def front_points(study):
     return [tuple(s * v for s, v in zip(signs, t.values)) for t in best_trials(study)]
 
 
-def machinery(study, wall):
+def machinery(study, wall, workers):
+    """Training time, steps, and the share of the time that is not training: inside trials
+    (sampling, cost, storage writes, ladder decisions) and over the whole run (also process
+    start, imports, the display, and a worker idling at the end while the other finishes)."""
     trials = study.get_trials(deepcopy=False)
     train = sum(t.user_attrs.get("timing", {}).get("train_s", 0.0) for t in trials)
     steps = sum(t.user_attrs.get("steps", 0) or 0 for t in trials)
-    return train, steps
+    in_trials = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials if t.datetime_complete)
+    return {
+        "train_s": round(train, 1),
+        "steps": steps,
+        "in_trial_share": round(1 - train / in_trials, 4) if in_trials else None,
+        "run_share": round(1 - train / (workers * wall), 4),
+    }
 
 
 def quickstart(args):
+    """Run the quickstart (or, with --run DIR --wall S, read a finished run of it)."""
     recipe = load_recipe(ROOT / "search" / "quickstart.toml")
+    if args.run:
+        study = optuna.load_study(study_name=recipe.name, storage=open_storage(Path(args.run) / "study.log"))
+        describe(study, args.wall, recipe.study.workers)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         study, wall = run(recipe, Path(tmp) / "q")
-        train, steps = machinery(study, wall)
-        base = {t.user_attrs["baseline"]: t.values for t in study.get_trials() if t.user_attrs.get("baseline")}
-        best = best_trials(study)
-        free = [t for t in best if not t.user_attrs.get("baseline")]
-        print(json.dumps({
-            "case": "quickstart", "threads": os.cpu_count(), "wall_s": round(wall, 1), "train_s": round(train, 1),
-            "machinery_share": round(1 - train / wall, 4), "trials": len(study.trials), "counts": counts(study.trials),
-            "steps_trained": steps, "baselines": base,
-            "front": [(layout_line(t.user_attrs["dsl"]), t.values, bool(t.user_attrs.get("baseline"))) for t in best],
-            "non_dominated_non_baselines": len(free),
-        }, indent=1))  # fmt: skip
+        describe(study, wall, recipe.study.workers)
+
+
+def describe(study, wall, workers):
+    trials = study.get_trials()
+    base = {t.user_attrs["baseline"]: t.values for t in trials if t.user_attrs.get("baseline")}
+    best = best_trials(study)
+    free = [t for t in best if not t.user_attrs.get("baseline")]
+    print(json.dumps({
+        "case": "quickstart", "cores": os.cpu_count(), "workers": workers, "wall_s": round(wall, 1),
+        **machinery(study, wall, workers), "trials": len(trials), "counts": counts(trials), "baselines": base,
+        "front": [(layout_line(t.user_attrs["dsl"]), t.values, bool(t.user_attrs.get("baseline"))) for t in best],
+        "non_dominated_non_baselines": len(free),
+    }, indent=1))  # fmt: skip
 
 
 def _variant(recipe, **study):
@@ -97,9 +114,8 @@ def ladder(args):
                     data["train"]["steps"] = data.pop("ladder")["stages"][-1]
                 r = recipe_from_dict(data)
                 study, wall = run(r, Path(tmp) / f"{mode}-{seed}")
-                train, steps = machinery(study, wall)
-                rows.append({"mode": mode, "seed": seed, "wall_s": wall, "train_s": train, "steps": steps,
-                             "points": front_points(study)})  # fmt: skip
+                parts = machinery(study, wall, r.study.workers)
+                rows.append({"mode": mode, "seed": seed, "wall_s": wall, **parts, "points": front_points(study)})
     _hv_table(rows, "mode", per_hour=True)
 
 
@@ -112,10 +128,10 @@ def recall(args):
                 data = _variant(recipe, seed=seed, sampler=sampler, name=f"{sampler}-{seed}")
                 if args.trials:
                     data["study"]["trials"] = args.trials
-                study, wall = run(recipe_from_dict(data), Path(tmp) / f"{sampler}-{seed}")
-                train, steps = machinery(study, wall)
-                rows.append({"mode": sampler, "seed": seed, "wall_s": wall, "train_s": train, "steps": steps,
-                             "points": front_points(study)})  # fmt: skip
+                r = recipe_from_dict(data)
+                study, wall = run(r, Path(tmp) / f"{sampler}-{seed}")
+                parts = machinery(study, wall, r.study.workers)
+                rows.append({"mode": sampler, "seed": seed, "wall_s": wall, **parts, "points": front_points(study)})
                 done = [t for t in study.trials if t.values is not None and all(v <= 0 for v in t.constraints.values())]
                 base = {t.user_attrs["baseline"]: t.values[0] for t in done if t.user_attrs.get("baseline")}
                 hybrids = [t for t in done if not t.user_attrs.get("baseline")]
@@ -144,6 +160,8 @@ if __name__ == "__main__":
     parser.add_argument("case", choices=["quickstart", "ladder", "recall"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--run", default=None, help="quickstart: read this finished run instead of running one")
+    parser.add_argument("--wall", type=float, default=None, help="with --run: its wall time in seconds")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     {"quickstart": quickstart, "ladder": ladder, "recall": recall}[args.case](args)

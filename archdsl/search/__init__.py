@@ -1,8 +1,8 @@
 """Search hybrid layouts with Optuna under a compute budget (``archdsl search RECIPE``).
 
-    >>> from archdsl.search import load_recipe, search
-    >>> summary = search(load_recipe("search/quickstart.toml"), display="quiet")  # doctest: +SKIP
-    >>> summary["best"][0]["dsl"]                                                 # doctest: +SKIP
+>>> from archdsl.search import load_recipe, search
+>>> summary = search(load_recipe("search/quickstart.toml"), display="quiet")  # doctest: +SKIP
+>>> summary["best"][0]["dsl"]                                                 # doctest: +SKIP
 """
 
 from archdsl.search.objective import SearchObjective, TrialFailed

@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from archdsl.search.trials import SHOWN, TrialRow, best_trials, counts, is_done, layout_line
+from archdsl.search.trials import SHOWN, TrialRow, best_trials, counts, format_value, is_done, layout_line
 
 _COLOURS = {"running": "cyan", "finished": "green", "pruned": "yellow", "infeasible": "magenta", "failed": "red"}
 
@@ -115,7 +115,11 @@ class Monitor:
         table.add_column("best so far" if len(self.objectives) == 1 else "Pareto front so far")
         for t in best[:5]:
             mark = " (baseline)" if t.user_attrs.get("baseline") else ""
-            table.add_row(str(t.number), *(f"{v:.4g}" for v in t.values), escape(layout_line(t.user_attrs.get("dsl")) + mark))
+            table.add_row(
+                str(t.number),
+                *(format_value(n, v) for n, v in zip(self.objectives, t.values)),
+                escape(layout_line(t.user_attrs.get("dsl")) + mark),
+            )
         if len(best) > 5:
             table.add_row("", *([""] * len(self.objectives)), f"... and {len(best) - 5} more")
         body = [head, tallies, table if best else Text("no finished feasible trial yet", style="dim")]
@@ -123,8 +127,9 @@ class Monitor:
 
     # ---- JSON lines ----------------------------------------------------------------------------
 
-    def emit_finished(self, out: TextIO = sys.stdout) -> None:
+    def emit_finished(self, out: TextIO | None = None) -> None:
         """One JSON line per trial of this run that ended since the last call."""
+        out = out or sys.stdout  # looked up now: the caller may have redirected it
         for t in self.poll(force=True):
             if t.number >= self.first and is_done(t) and t.number not in self._emitted:
                 self._emitted.add(t.number)

@@ -8,8 +8,7 @@ import html
 import json
 from pathlib import Path
 
-from archdsl.cost.budget import format_bytes, format_count
-from archdsl.search.trials import SHOWN, TrialRow
+from archdsl.search.trials import SHOWN, TrialRow, format_value
 
 _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #1f2933; padding: 0 1em; }
@@ -25,17 +24,6 @@ tr.baseline { background: #eef4fb; } .tag { font-size: 11px; padding: 0 .4em; bo
 """
 
 
-def _value(name: str, value: float | None) -> str:
-    if value is None:
-        return ""
-    key = name.split("@", 1)[0]
-    if key in ("state", "kv", "act_mem", "train_mem"):
-        return format_bytes(value)
-    if key in ("params", "nonemb_params") or "flops" in key:
-        return format_count(value)
-    return f"{value:.4g}"
-
-
 def _trial_rows(report, rows: list[TrialRow], front: set[int]) -> str:
     out = []
     for r in rows:
@@ -45,9 +33,11 @@ def _trial_rows(report, rows: list[TrialRow], front: set[int]) -> str:
         if r.baseline:
             tags += ' <span class="tag baseline">baseline</span>'
         values = r.values or [None] * len(report.objectives)
-        cells = "".join(f'<td class="num">{html.escape(_value(n, v))}</td>' for n, v in zip(report.objectives, values))
+        cells = "".join(
+            f'<td class="num">{html.escape(format_value(n, v))}</td>' for n, v in zip(report.objectives, values)
+        )
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())
-        cost = ", ".join(f"{k} {_value(k, v)}" for k, v in r.cost.items())
+        cost = ", ".join(f"{k} {format_value(k, v)}" for k, v in r.cost.items())
         klass = ' class="baseline"' if r.baseline else ""
         out.append(
             f"<tr{klass}><td class='num'>{r.number}{tags}</td>{cells}<td><code>{html.escape(r.dsl or '')}</code></td>"

@@ -64,7 +64,7 @@ def join(
 
 def _run_processes(run: Any, *, workers: int, seed: int, device: str | None) -> str:
     """``workers`` spawned processes; SIGINT/SIGTERM here is passed on, so each stops cleanly."""
-    procs = start_workers(run, trials=workers, workers=max(2, workers), deadline=None, seed_base=seed, device=device)
+    procs = start_workers(run, until_total=0, workers=workers, deadline=None, seed_base=seed, device=device)
     received: list[str] = []
 
     def forward(signum: int, frame: Any) -> None:

@@ -81,15 +81,18 @@ def resolve_objectives(recipe: Recipe, metrics: dict[str, str]) -> list[Objectiv
 
 def constraint_value(limit: Any, value: float) -> float:
     """Optuna's constraint for one budget limit: <= 0 when it holds, else how far over,
-    relative to the limit (0.26 is 26 % over), so limits of different units compare."""
+    relative to the limit (0.26 is 26 % over), so limits of different units compare. A broken
+    strict limit (``<`` at equality) is a tiny positive number, never 0, which Optuna counts as met."""
     scale = abs(limit.value) or 1.0
     if limit.op in ("<=", "<"):
-        over = (value - limit.value) / scale
-        return over if limit.holds(value) is False else min(over, 0.0)
-    if limit.op in (">=", ">"):
-        under = (limit.value - value) / scale
-        return under if limit.holds(value) is False else min(under, 0.0)
-    return 0.0 if limit.holds(value) else abs(value - limit.value) / scale
+        distance = (value - limit.value) / scale
+    elif limit.op in (">=", ">"):
+        distance = (limit.value - value) / scale
+    else:  # ==
+        distance = abs(value - limit.value) / scale
+    if limit.holds(value):
+        return min(distance, 0.0)
+    return max(distance, 1e-12)
 
 
 class SearchObjective:

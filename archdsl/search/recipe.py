@@ -10,6 +10,7 @@ file, the key and the form that was expected.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ class SpaceSection(_Section):
     @model_validator(mode="after")
     def _one_source(self) -> SpaceSection:
         if (self.text is None) == (self.file is None):
-            raise ValueError("give exactly one of text = \"...\" or file = \"space.arch\"")
+            raise ValueError('give exactly one of text = "..." or file = "space.arch"')
         return self
 
     def model_settings(self) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class LadderSection(_Section):
     @field_validator("stages")
     @classmethod
     def _increasing(cls, stages: list[int]) -> list[int]:
-        if len(stages) < 2 or any(s <= 0 for s in stages) or any(b <= a for a, b in zip(stages, stages[1:])):
+        if len(stages) < 2 or any(s <= 0 for s in stages) or any(b <= a for a, b in itertools.pairwise(stages)):
             raise ValueError("expected two or more increasing positive step counts, e.g. [100, 400, 1600]")
         return stages
 
@@ -335,7 +336,11 @@ def _schema_error(err: ValidationError, filename: str) -> RecipeError:
         msg = e["msg"].removeprefix("Value error, ")
         what = None if own else _expected(loc)
         got = e.get("input")
-        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and not (own and repr(got) in msg) else ""
+        shown = (
+            f" (got {got!r})"
+            if got is not None and not isinstance(got, dict) and not (own and repr(got) in msg)
+            else ""
+        )
         lines.append(f"{key}: {msg}{shown}" + (f"; expected {what}" if what else ""))
     lines = list(dict.fromkeys(lines))
     head = "invalid recipe: " if len(lines) == 1 else "invalid recipe:\n  "

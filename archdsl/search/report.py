@@ -128,8 +128,8 @@ def plot_front(report: Report, path: Path) -> None:
         xs = [r.values[x_i] for r in done]
         if xs and min(xs) > 0 and max(xs) / min(xs) > 50:
             ax.set_xscale("log")
-        ax.set_xlabel(f"{report.objectives[x_i]} ({_arrow(report.directions[x_i])})")
-        ax.set_ylabel(f"{report.objectives[y_i]} ({_arrow(report.directions[y_i])})")
+        ax.set_xlabel(f"{report.objectives[x_i]} ({_arrow(report.directions[x_i], report.objectives[x_i])})")
+        ax.set_ylabel(f"{report.objectives[y_i]} ({_arrow(report.directions[y_i], report.objectives[y_i])})")
         title = "Pareto front" + (" (first two objectives)" if len(report.objectives) > 2 else "")
     else:
         ax.scatter([r.number for r in done], [r.values[0] for r in done], s=22, c="#9aa5b1", label="trials")
@@ -145,7 +145,7 @@ def plot_front(report: Report, path: Path) -> None:
             ax.annotate(_short(r.baseline), (r.number, r.values[0]), textcoords="offset points", xytext=(6, 6),
                         fontsize=8, color="#1d3557")  # fmt: skip
         ax.set_xlabel("trial")
-        ax.set_ylabel(f"{report.objectives[0]} ({_arrow(report.directions[0])})")
+        ax.set_ylabel(f"{report.objectives[0]} ({_arrow(report.directions[0], report.objectives[0])})")
         title = "Trials"
     ax.set_title(f"{title}: study '{report.study_name}', {len(done)} finished feasible trials")
     ax.grid(alpha=0.3)
@@ -159,8 +159,9 @@ def plot_front(report: Report, path: Path) -> None:
         plt.close(fig)
 
 
-def _arrow(direction: str) -> str:
-    return "higher is better" if direction == "maximize" else "lower is better"
+def _arrow(direction: str, name: str = "") -> str:
+    unit = "bytes, " if name.split("@", 1)[0] in ("state", "kv", "act_mem", "train_mem") else ""
+    return unit + ("higher is better" if direction == "maximize" else "lower is better")
 
 
 def _short(text: str | None, width: int = 28) -> str:

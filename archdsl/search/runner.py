@@ -133,16 +133,19 @@ def quiet_optuna() -> None:
 def run_worker(
     run: Run,
     *,
-    n_trials: int,
+    n_trials: int | None,
     deadline: float | None,
     sampler_seed: int,
     workers: int,
+    until_total: int | None = None,
     threads: int | None = None,
     device: str | None = None,
     callbacks: tuple[Callable[..., Any], ...] = (),
 ) -> str:
     """One worker: its own sampler, the shared study; trials until the study has its target or
-    the deadline passes. Returns why it stopped: "done", "time", "SIGINT" or "SIGTERM"."""
+    the deadline passes. Returns why it stopped: "done", "time", "SIGINT" or "SIGTERM".
+    ``n_trials`` and ``until_total`` are not quotas: the target stored in the study decides,
+    exactly under races (archdsl.search.distributed)."""
     import torch
 
     quiet_optuna()
@@ -160,8 +163,6 @@ def run_worker(
     heartbeat = heartbeat_of(run.recipe)
     storage = open_storage(run.storage, heartbeat)
     study = optuna.load_study(study_name=run.study_name, storage=storage, sampler=sampler, pruner=pruner)
-    # n_trials is not a per-worker quota: every worker runs until the study has its target
-    # (exact under races, see archdsl.search.distributed)
     return work(study, objective, heartbeat=heartbeat, deadline=deadline, callbacks=callbacks)
 
 
@@ -170,25 +171,20 @@ def _worker_process(kwargs: dict[str, Any]) -> None:
     run_worker(run, **kwargs)
 
 
-def shares(total: int, workers: int) -> list[int]:
-    """``total`` trials split as evenly as possible: shares(10, 3) == [4, 3, 3]."""
-    return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
-
-
-def start_workers(run: Run, *, trials: int, workers: int, deadline: float | None, seed_base: int, device: str | None):
-    """Start ``workers`` processes (spawned: a clean interpreter each, no copied torch state)."""
+def start_workers(
+    run: Run, *, until_total: int, workers: int, deadline: float | None, seed_base: int, device: str | None
+):
+    """Start ``workers`` processes (spawned: a clean interpreter each, no copied torch state)
+    that run trials until the study holds ``until_total``."""
     context = multiprocessing.get_context("spawn")
     procs = []
     gpus = _gpu_count() if device == "cuda" else 0
     places = placements(workers, device, gpus=gpus, cores=os.cpu_count() or 1)  # a GPU each, or a share of the cores
-    for i, n in enumerate(shares(trials, workers)):
-        if n == 0:
-            continue
-        dev, threads = places[i]
+    for i, (dev, threads) in enumerate(places):
         kwargs = {
             "recipe": run.recipe.to_toml_dict(), "storage": run.storage, "study_name": run.study_name,
-            "n_trials": n, "deadline": deadline, "sampler_seed": seed_base + i, "workers": workers,
-            "threads": threads, "device": dev,
+            "n_trials": None, "until_total": until_total, "deadline": deadline, "sampler_seed": seed_base + i,
+            "workers": workers, "threads": threads, "device": dev,
         }  # fmt: skip
         proc = context.Process(target=_worker_process, args=(kwargs,), name=f"archdsl-worker-{i}")
         proc.start()

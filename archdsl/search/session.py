@@ -75,7 +75,10 @@ def search(
                 callbacks=callbacks,
             )  # fmt: skip
             return
-        procs = start_workers(run, trials=trials, workers=workers, deadline=deadline, seed_base=seed_base, device=device)
+        procs = start_workers(
+            run, until_total=first + trials, workers=min(workers, trials), deadline=deadline, seed_base=seed_base,
+            device=device,
+        )  # fmt: skip
         try:
             while any(p.is_alive() for p in procs):
                 for p in procs:
@@ -100,4 +103,3 @@ def search(
         monitor.emit_finished()
         sys.stdout.write(json.dumps(summary) + "\n")
     return summary
-

@@ -48,7 +48,9 @@ def open_storage(where: str | Path, heartbeat: Heartbeat | None = None) -> BaseS
         raise RecipeError(f"--storage: cannot use '{path}': {err.strerror or err}") from None
 
 
-def make_sampler(name: str, *, seed: int, n_objectives: int, trials: int, workers: int = 1) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, *, seed: int, n_objectives: int, trials: int, workers: int = 1
+) -> optuna.samplers.BaseSampler:
     """The recipe's sampler. Every one reads the constraints that ``trial.set_constraint`` stores."""
     # Small studies: start modelling after a third of the trials instead of Optuna's fixed 10.
     startup = max(3, min(10, trials // 3))

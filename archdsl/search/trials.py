@@ -13,6 +13,20 @@ SHOWN = ("running", "finished", "pruned", "infeasible", "failed")
 _FOLD = {"stopped": "pruned", "interrupted": "failed", "waiting": "running"}
 
 
+def format_value(name: str, value: float | None) -> str:
+    """An objective or cost value in the unit of its name: bytes as KiB/MiB, counts as K/M/G."""
+    from archdsl.cost.budget import format_bytes, format_count
+
+    if value is None:
+        return ""
+    key = name.split("@", 1)[0]
+    if key in ("state", "kv", "act_mem", "train_mem"):
+        return format_bytes(value)
+    if key in ("params", "nonemb_params", "layers") or "flops" in key:
+        return format_count(value)
+    return f"{value:.4g}"
+
+
 def layout_line(dsl: str | None) -> str:
     """The layout without its model header (the same for every trial of a study), on one line."""
     lines = [line for line in (dsl or "").splitlines() if line.strip() and not line.lstrip().startswith("model ")]

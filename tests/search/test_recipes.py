@@ -61,17 +61,59 @@ def test_space_file_is_read_relative_to_the_recipe_and_inlined(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        pytest.param(("[study]", "[study]\nstpes = 3"), r"r\.toml: error: invalid recipe: \[study\] stpes: unknown key; expected one of: name, objectives", id="unknown-key"),
-        pytest.param(('name = "mqar"', ""), r"\[task\] name: missing; expected a task of `archdsl tasks`", id="missing-key"),
-        pytest.param(('objectives = ["accuracy"]', 'objectives = ["accuracy"]\nsampler = "tpx"'), r"\[study\] sampler: Input should be 'tpe', 'nsgaii', 'gp' or 'random' \(got 'tpx'\)", id="bad-sampler"),
-        pytest.param(('objectives = ["accuracy"]', 'objectives = ["accuracy"]\ntrials = 0'), r"\[study\] trials: Input should be greater than 0 \(got 0\); expected trials to add", id="zero-trials"),
-        pytest.param(('objectives = ["accuracy"]', 'objectives = {accuracy = "up"}'), r"direction of 'accuracy' must be 'max' or 'min'", id="bad-direction"),
-        pytest.param(('objectives = ["accuracy"]', "objectives = []"), r"\[study\] objectives: expected one or more objectives", id="no-objectives"),
-        pytest.param(('objectives = ["accuracy"]', 'objectives = ["accuracy"]\ntimeout = "3 weeks"'), r"\[study\] timeout: expected a duration such as 90, '90s', '30m' or '2h'", id="bad-timeout"),
-        pytest.param(('text = "{2, 4}x(ssm)"', 'text = "ssm"\nfile = "x.arch"'), r"\[space\]: give exactly one of text", id="two-sources"),
-        pytest.param(("[study]", "[ladder]\nstages = [100, 50]\n[study]"), r"\[ladder\] stages: expected two or more increasing positive step counts", id="ladder-order"),
-        pytest.param(("[study]", "[train]\nsteps = 10\n[ladder]\nstages = [5, 20]\n[study]"), r"\[train\] steps = 10 differs from the ladder's last stage 20", id="ladder-steps"),
-        pytest.param(("[study]", "[ladder]\nstages = [5, 20]\nkeep = 1.5\n[study]"), r"\[ladder\] keep: Input should be less than or equal to 1", id="ladder-keep"),
+        pytest.param(
+            ("[study]", "[study]\nstpes = 3"),
+            r"r\.toml: error: invalid recipe: \[study\] stpes: unknown key; expected one of: name, objectives",
+            id="unknown-key",
+        ),
+        pytest.param(
+            ('name = "mqar"', ""), r"\[task\] name: missing; expected a task of `archdsl tasks`", id="missing-key"
+        ),
+        pytest.param(
+            ('objectives = ["accuracy"]', 'objectives = ["accuracy"]\nsampler = "tpx"'),
+            r"\[study\] sampler: Input should be 'tpe', 'nsgaii', 'gp' or 'random' \(got 'tpx'\)",
+            id="bad-sampler",
+        ),
+        pytest.param(
+            ('objectives = ["accuracy"]', 'objectives = ["accuracy"]\ntrials = 0'),
+            r"\[study\] trials: Input should be greater than 0 \(got 0\); expected trials to add",
+            id="zero-trials",
+        ),
+        pytest.param(
+            ('objectives = ["accuracy"]', 'objectives = {accuracy = "up"}'),
+            r"direction of 'accuracy' must be 'max' or 'min'",
+            id="bad-direction",
+        ),
+        pytest.param(
+            ('objectives = ["accuracy"]', "objectives = []"),
+            r"\[study\] objectives: expected one or more objectives",
+            id="no-objectives",
+        ),
+        pytest.param(
+            ('objectives = ["accuracy"]', 'objectives = ["accuracy"]\ntimeout = "3 weeks"'),
+            r"\[study\] timeout: expected a duration such as 90, '90s', '30m' or '2h'",
+            id="bad-timeout",
+        ),
+        pytest.param(
+            ('text = "{2, 4}x(ssm)"', 'text = "ssm"\nfile = "x.arch"'),
+            r"\[space\]: give exactly one of text",
+            id="two-sources",
+        ),
+        pytest.param(
+            ("[study]", "[ladder]\nstages = [100, 50]\n[study]"),
+            r"\[ladder\] stages: expected two or more increasing positive step counts",
+            id="ladder-order",
+        ),
+        pytest.param(
+            ("[study]", "[train]\nsteps = 10\n[ladder]\nstages = [5, 20]\n[study]"),
+            r"\[train\] steps = 10 differs from the ladder's last stage 20",
+            id="ladder-steps",
+        ),
+        pytest.param(
+            ("[study]", "[ladder]\nstages = [5, 20]\nkeep = 1.5\n[study]"),
+            r"\[ladder\] keep: Input should be less than or equal to 1",
+            id="ladder-keep",
+        ),
     ],
 )
 def test_malformed_recipe_names_file_key_and_form(change, message):

@@ -35,10 +35,20 @@ def make_study(folder, name="demo"):
                  "cost_values": {"state@4k": values[1]}}  # fmt: skip
         if i < 2:
             attrs["baseline"] = text
-        study.add_trial(create_trial(values=list(values), user_attrs=attrs, system_attrs={"constraints:params<=1M": -0.5}))
-    over = {"dsl": _dsl("8x(attn)"), "status": "infeasible", "reason": "over budget: params<=1M: measured 2M (2x the limit)"}
-    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs=over, system_attrs={"constraints:params<=1M": 1.0}))
-    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"status": "failed", "reason": "diverged: loss is nan"}))
+        study.add_trial(
+            create_trial(values=list(values), user_attrs=attrs, system_attrs={"constraints:params<=1M": -0.5})
+        )
+    over = {
+        "dsl": _dsl("8x(attn)"),
+        "status": "infeasible",
+        "reason": "over budget: params<=1M: measured 2M (2x the limit)",
+    }
+    study.add_trial(
+        create_trial(state=TrialState.PRUNED, user_attrs=over, system_attrs={"constraints:params<=1M": 1.0})
+    )
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, user_attrs={"status": "failed", "reason": "diverged: loss is nan"})
+    )
     return study
 
 
@@ -77,8 +87,10 @@ def test_report_command_writes_png_html_and_checkable_arch_files(tmp_path):
         check = runner.invoke(app, ["check", str(path)])
         assert check.exit_code == 0, check.output
     assert archdsl.load(out / "best" / "trial-2.arch") == archdsl.parse("3x(ssm) attn", d_model=32, vocab=64)
-    assert (out / "best" / "trial-0.arch").read_text().startswith(
-        "# archdsl search, study 'demo', trial 0: accuracy = 0.95, state@4k = 4\n# baseline: 4x(attn)\n"
+    assert (
+        (out / "best" / "trial-0.arch")
+        .read_text()
+        .startswith("# archdsl search, study 'demo', trial 0: accuracy = 0.95, state@4k = 4\n# baseline: 4x(attn)\n")
     )
 
 
@@ -92,3 +104,20 @@ def test_report_json_and_errors(tmp_path):
     assert '"study": "b"' in result.output and (tmp_path / "r" / "report.html").exists()
     result = runner.invoke(app, ["report", str(tmp_path / "nothing")])
     assert result.exit_code == 1 and "no study storage at" in result.output and "Traceback" not in result.output
+
+
+def test_live_panel_shows_progress_counts_and_front(tmp_path):
+    from rich.console import Console
+
+    from archdsl.search.display import Monitor
+
+    monitor = Monitor(make_study(tmp_path), objectives=["accuracy", "state@4k"], first=0, planned=10, workers=2,
+                      deadline=None)  # fmt: skip
+    console = Console(width=120, record=True, color_system=None)
+    console.print(monitor)
+    text = console.export_text()
+    assert "trial 8 of 10" in text and "(study: 8 trials, 2 workers)" in text
+    assert "running 0   finished 6   pruned 0   infeasible 1   failed 1" in text
+    front = [line.split()[0:2] for line in text.splitlines() if "x(" in line]
+    assert front == [["│", "0"], ["│", "2"], ["│", "1"], ["│", "5"]]  # the front, best accuracy first
+    assert "4x(attn) (baseline)" in text and "4B" in text  # state shown in bytes

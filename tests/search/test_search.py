@@ -12,8 +12,10 @@ import sys
 import optuna
 import pytest
 from optuna.trial import TrialState
+from typer.testing import CliRunner
 
 import archdsl
+from archdsl.cli import app
 from archdsl.search import search
 from archdsl.search.ladder import LADDER_ATTR, Ladder
 from archdsl.search.recipe import RecipeError
@@ -96,7 +98,11 @@ def test_failed_trials_end_with_reason_and_the_study_goes_on(tmp_path, tiny):
 @pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband"])
 def test_single_objective_pruners_act_through_the_train_callback(tmp_path, tiny, pruner):
     # three strong layouts (with attention) first, then random draws, most of them weaker
-    strong = ["2x(attn heads=2)", "attn heads=2 ssm state=8 head_dim=8 chunk=16", "ssm state=8 head_dim=8 chunk=16 attn heads=2"]
+    strong = [
+        "2x(attn heads=2)",
+        "attn heads=2 ssm state=8 head_dim=8 chunk=16",
+        "ssm state=8 head_dim=8 chunk=16 attn heads=2",
+    ]
     recipe = tiny(
         study={"objectives": ["loss"], "trials": 6, "pruner": pruner, "baselines": strong, "sampler": "random"},
         train={"steps": 8, "eval_every": 2},
@@ -149,7 +155,9 @@ def test_rerun_continues_the_study_and_a_different_recipe_is_refused(tmp_path, t
     first = load(search(recipe, out=tmp_path, display="quiet")).trials
     again = load(search(recipe, out=tmp_path, display="quiet", trials=2)).trials
     assert len(again) == 4
-    assert [(t.params, t.values, t.user_attrs) for t in again[:2]] == [(t.params, t.values, t.user_attrs) for t in first]
+    assert [(t.params, t.values, t.user_attrs) for t in again[:2]] == [
+        (t.params, t.values, t.user_attrs) for t in first
+    ]
     assert sum(1 for t in again if t.user_attrs.get("baseline")) == 1  # enqueued once
     # joining needs only the run folder: the recipe comes from the study
     joined = load(search(None, out=tmp_path, display="quiet", trials=1)).trials
@@ -162,7 +170,9 @@ def test_a_trial_lost_with_its_worker_is_queued_again(tmp_path, tiny):
     recipe = tiny(study={"trials": 1, "baselines": None})
     study = load(search(recipe, out=tmp_path, display="quiet"))
     # a worker that died mid-trial: its trial stays RUNNING with the worker's (now dead) pid
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     lost = study.ask({"{attn,ssm,conv}[0]": optuna.distributions.CategoricalDistribution(["attn", "ssm", "conv"]),
                       "{attn,ssm,conv}[1]": optuna.distributions.CategoricalDistribution(["attn", "ssm", "conv"])})  # fmt: skip
     lost.set_user_attr("worker", f"{os.uname().nodename}:{dead.stdout.strip()}")
@@ -188,29 +198,25 @@ def test_two_worker_processes_share_the_study(tmp_path, tiny):
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
 
 
-def test_cli_search_json_lines_then_report(tmp_path, tiny):
+def test_cli_search_json_lines_then_report(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TOML)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run(
-        [*ARCHDSL, "search", str(path), "--out", str(tmp_path / "run"), "--json",
-         "--trials", "2"], capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    runner = CliRunner()
+    out = runner.invoke(app, ["search", str(path), "--out", str(tmp_path / "run"), "--json", "--trials", "2"])
+    assert out.exit_code == 0, out.output
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [x["event"] for x in lines] == ["trial", "trial", "done"]
     assert lines[0]["baseline"] == "2x(attn heads=2)" and lines[0]["status"] == "finished"
     assert lines[-1]["counts"]["finished"] == 2
-    report = subprocess.run([*ARCHDSL, "report", str(tmp_path / "run")],
-                            capture_output=True, text=True, env=env)  # fmt: skip
-    assert report.returncode == 0, report.stderr
+    report = runner.invoke(app, ["report", str(tmp_path / "run")])
+    assert report.exit_code == 0, report.output
     assert (tmp_path / "run" / "report" / "report.html").exists()
-    bad = subprocess.run([*ARCHDSL, "search", str(path), "--workers", "0"],
-                         capture_output=True, text=True, env=env)  # fmt: skip
-    assert bad.returncode == 2 and "--workers must be a positive number" in bad.stderr and "Traceback" not in bad.stderr
+    bad = runner.invoke(app, ["search", str(path), "--workers", "0"])
+    assert bad.exit_code == 2 and "--workers must be a positive number" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(app, ["search", str(tmp_path / "nope.toml")])
+    assert bad.exit_code == 1 and "nope.toml: error: cannot read the recipe" in bad.output
 
 
-ARCHDSL = [sys.executable, "-c", "from archdsl.cli import main; main()"]
 TOML = """
 [space]
 text = "2x each({attn heads=2, ssm state=8 head_dim=8 chunk=16, conv})"
