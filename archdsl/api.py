@@ -40,26 +40,41 @@ def parse(text: str | bytes, *, filename: str | None = None, **model_settings: A
 
 def load(path: str | Path, **model_settings: Any) -> Spec:
     """Read an ``.arch`` file and parse it; errors name the file."""
-    data, name = read_source(path, "load")
-    return parse(data, filename=name, **model_settings)
-
-
-def read_source(path: str | Path, caller: str = "load_space") -> tuple[bytes, str]:
-    """The bytes of an ``.arch`` file (refusing huge or unreadable ones) and its name."""
     if not isinstance(path, (str, Path)):
-        raise ArchDSLError(f"{caller}() takes a file path, not {type(path).__name__}")
+        raise ArchDSLError(f"load() takes a file path, not {type(path).__name__}")
     path = Path(path)
+    return parse(read_source(path), filename=str(path), **model_settings)
+
+
+def read_source(path: Path) -> bytes:
+    """The bytes of a program file, at most MAX_SOURCE_BYTES of them. A named pipe with no
+    writer reads as empty instead of waiting for one forever; /dev/zero is cut at the limit."""
+    import os
+    import stat
+
     try:
-        with path.open("rb") as file:
-            # read one byte past the limit, so that /dev/zero or a stray binary is refused
-            data = file.read(MAX_SOURCE_BYTES + 1)
+        # O_NONBLOCK: opening a FIFO does not wait for a writer; cleared right after, so that
+        # reading waits for the data of a writer that is there (a pipe, <(...))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as file:
+            data = read_bounded(file, str(path))
+            if not data and stat.S_ISFIFO(os.fstat(file.fileno()).st_mode):
+                raise ArchDSLError(f"'{path}' is a named pipe with nothing written to it: nothing to read")
     except OSError as exc:
         raise ArchDSLError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    return data
+
+
+def read_bounded(file: Any, name: str) -> bytes:
+    """Read one byte past the limit, so that /dev/zero or a stray binary is refused."""
+    data = file.read(MAX_SOURCE_BYTES + 1)
     if len(data) > MAX_SOURCE_BYTES:
         raise LimitError(
-            f"'{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB; an architecture file is a few lines"
+            f"'{name}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB; an architecture file is a few lines"
         )
-    return data, str(path)
+    return data
 
 
 def _as_spec(target: Any, caller: str) -> Spec:

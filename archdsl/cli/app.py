@@ -4,6 +4,7 @@ where user errors become ``file:line:col: error: ...`` on stderr with a non-zero
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,18 +40,88 @@ class _Group(TyperGroup):
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the last resort: a bug, never a traceback
+            if os.environ.get("ARCHDSL_DEBUG"):
+                raise
+            typer.echo(internal_error_message(exc), err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def report_at() -> str:
+    """Where to report a bug: the package's ``Issues`` (or ``Bug Tracker``) URL when its metadata
+    declares one, else words that name the place."""
+    try:
+        from importlib.metadata import metadata
+
+        for entry in metadata("archdsl").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() in ("issues", "bug tracker", "tracker"):
+                return url.strip()
+    except Exception:  # noqa: BLE001 - not installed, or odd metadata: fall back to words
+        pass
+    return "the archdsl issue tracker"
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """One line for an exception that no user input should cause: what it was, and where to
+    report it (``ARCHDSL_DEBUG=1`` shows the traceback)."""
+    detail = " ".join(str(exc).split())
+    if len(detail) > 200:
+        detail = detail[:197] + "..."
+    what = type(exc).__name__ + (f": {detail}" if detail else "")
+    return (
+        f"error: internal error: {what} (please report at {report_at()} with the command you ran; "
+        "ARCHDSL_DEBUG=1 shows the traceback)"
+    )
 
 
 app = typer.Typer(
     name="archdsl",
     cls=_Group,
-    help="Write hybrid language-model architectures as one line of text; compile, cost and search them.",
+    help="Write hybrid language-model architectures as one line of text; compile and cost them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from archdsl import __version__
+
+        typer.echo(f"archdsl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """Write hybrid language-model architectures as one line of text; compile and cost them."""
+
+
+class _Console(Console):
+    """Rich's console, but complete when stdout is not a terminal: a table piped into a file or a
+    CI log is as wide as it needs (rich would cut it at 80 columns); ``COLUMNS`` still wins."""
+
+    PIPE_WIDTH = 10_000
+
+    @property
+    def size(self):  # type: ignore[override]
+        size = super().size
+        if self._width is None and not self.is_terminal:
+            return size._replace(width=self.PIPE_WIDTH)
+        return size
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console()
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

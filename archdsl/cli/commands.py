@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -14,20 +15,34 @@ from archdsl.cli.app import app, console, fail, reports_errors
 from archdsl.errors import ArchDSLError
 from archdsl.spec.model import Spec
 
-FileArg = typer.Argument(None, help="an .arch file", show_default=False)
+FileArg = typer.Argument(None, help="an .arch file, or - to read the program from standard input", show_default=False)
 ExprOpt = typer.Option(None, "-e", "--expr", help="program text instead of a file, e.g. '4x(ssm) attn mlp'")
 DModelOpt = typer.Option(None, "--d-model", help="override the model header's d_model")
 VocabOpt = typer.Option(None, "--vocab", help="override the model header's vocab")
 
 
 def load_spec(file: Optional[Path], expr: Optional[str], **settings) -> Spec:
-    """The Spec of a file or of ``-e TEXT`` (exactly one of them)."""
+    """The Spec of a file, of ``-`` (standard input) or of ``-e TEXT`` (exactly one of them)."""
     settings = {k: v for k, v in settings.items() if v is not None}
     if (file is None) == (expr is None):
         fail("give either a FILE or -e TEXT")
     if expr is not None:
         return archdsl.parse(expr, filename="<expr>", **settings)
-    return archdsl.load(file, **settings)
+    return load_file(file, **settings)
+
+
+STDIN_NAME = "<stdin>"
+
+
+def load_file(file: Path, **settings) -> Spec:
+    """``archdsl.load``, where ``-`` reads the program from standard input."""
+    if str(file) != "-":
+        return archdsl.load(file, **settings)
+    from archdsl.api import read_bounded
+
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    data = read_bounded(stream, STDIN_NAME)
+    return archdsl.parse(data, filename=STDIN_NAME, **settings)
 
 
 def count_params(module) -> int:
@@ -37,7 +52,14 @@ def count_params(module) -> int:
 @app.command()
 @reports_errors
 def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None:
-    """Parse, resolve and lower a program; report problems as file:line:col."""
+    """Parse, resolve and lower a program; report problems as file:line:col. On a program with
+    choices (a space of layouts): its choice sites and the number of layouts."""
+    from archdsl.cli.space import print_check, space_or_none
+
+    space = space_or_none(file, expr)
+    if space is not None:
+        print_check(space)
+        return
     spec = load_spec(file, expr)
     graph = archdsl.to_graph(spec)
     sublayers = sum(1 for _, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True))
@@ -49,36 +71,59 @@ def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None
 def fmt(
     file: Optional[Path] = FileArg,
     expr: Optional[str] = ExprOpt,
-    roll: bool = typer.Option(False, "--roll", help="re-roll repeats into the shortest Nx(...) form"),
+    roll: bool = typer.Option(False, "--roll", help="also roll runs of equal items into Nx(...); never unrolls"),
     write: bool = typer.Option(False, "--write", "-w", help="rewrite the file in place"),
+    canonical: bool = typer.Option(
+        False, "--canonical", help="print the canonical text instead: lets expanded, defaults dropped"
+    ),
 ) -> None:
-    """Print the canonical text of a program."""
-    from archdsl.syntax.printer import print_spec
+    """Format a program: spacing, parameter order and repeats normalised; let names, comments
+    and lines kept. --canonical prints the canonical text of the model instead. A program with
+    choices prints as its canonical text, choices and let names kept."""
+    from archdsl.cli.space import space_or_none
 
-    text = print_spec(load_spec(file, expr), roll=roll)
-    if write:
-        if file is None:
-            fail("--write needs a FILE")
-        # keep the file's opening comment block (the examples cite their sources there); the
-        # canonical text itself has no comments and expands every let but the shared groups
-        try:
-            original = file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ArchDSLError(f"cannot read '{file}': {exc}") from None
-        header = []
-        for line in original:
-            if line.strip() and not line.lstrip().startswith("#"):
-                break
-            header.append(line)
-        while header and not header[-1].strip():
-            header.pop()
-        try:
-            file.write_text("\n".join(header) + ("\n" if header else "") + text, encoding="utf-8")
-        except OSError as exc:
-            raise ArchDSLError(f"cannot write '{file}': {exc.strerror or exc}") from None
-        console.print(f"rewrote {file} (opening comments kept; let names other than shared groups expanded)")
-    else:
+    space = space_or_none(file, expr)
+    if space is not None:
+        if write:
+            fail("fmt --write does not rewrite a search space yet (it would drop its comments); print it with fmt")
+        typer.echo(str(space), nl=False)
+        return
+    if canonical:
+        if write:
+            fail("--canonical prints the canonical text; it does not rewrite a file (drop --write)")
+        from archdsl.syntax.printer import print_spec
+
+        text = print_spec(load_spec(file, expr), roll=roll)
         typer.echo(text, nl=not text.endswith("\n"))
+        return
+    from archdsl.syntax.format import format_source
+
+    if (file is None) == (expr is None):
+        fail("give either a FILE or -e TEXT")
+    if write and (file is None or str(file) == "-"):
+        fail("--write needs a FILE")
+    if expr is not None:
+        source, name = expr, "<expr>"
+    elif str(file) == "-":
+        from archdsl.api import read_bounded
+
+        source, name = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), STDIN_NAME), STDIN_NAME
+    else:
+        from archdsl.api import read_source
+
+        source, name = read_source(file), str(file)
+    text = format_source(source, filename=name, roll=roll)
+    if not write:
+        typer.echo(text, nl=False)
+        return
+    if text.encode("utf-8") == source:
+        console.print(f"{file} is already formatted", markup=False)
+        return
+    try:
+        file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ArchDSLError(f"cannot write '{file}': {exc.strerror or exc}") from None
+    console.print(f"rewrote {file}", markup=False)
 
 
 @app.command()
@@ -86,15 +131,23 @@ def fmt(
 def show(
     file: Optional[Path] = FileArg,
     expr: Optional[str] = ExprOpt,
-    format: str = typer.Option("table", "--format", "-f", help="table, mermaid or dot"),
+    format: str = typer.Option("table", "--format", "-f", help="table, mermaid, dot, svg or png"),
     d_model: Optional[int] = DModelOpt,
     vocab: Optional[int] = VocabOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the svg or png picture to FILE"),
 ) -> None:
     """Show the sub-layers with their parameter counts, or the graph as Mermaid or DOT text."""
-    from archdsl.graph.export import node_label, to_dot, to_mermaid
+    from archdsl.graph.export import to_dot, to_mermaid
 
-    if format not in ("table", "mermaid", "dot"):
-        fail(f"--format must be table, mermaid or dot, not '{format}'")
+    if format not in ("table", "mermaid", "dot", "svg", "png"):
+        fail(f"--format must be table, mermaid, dot, svg or png, not '{format}'")
+    if format in ("svg", "png") or out is not None:  # a picture: svg to stdout or --out, png to --out
+        from archdsl.cli.space import space_or_none
+        from archdsl.draw import show_picture
+
+        # a program with choices draws as one of its layouts with the choice sites outlined
+        space = space_or_none(file, expr) if d_model is None and vocab is None else None
+        return show_picture(space or load_spec(file, expr, d_model=d_model, vocab=vocab), format, out)
     spec = load_spec(file, expr, d_model=d_model, vocab=vocab)
     graph = archdsl.to_graph(spec)
     if format == "mermaid":
@@ -103,39 +156,19 @@ def show(
     if format == "dot":
         typer.echo(to_dot(graph), nl=False)
         return
-    import torch
+    table = show_table(spec, graph, file)
+    if isinstance(table, str):
+        typer.echo(table, nl=False)
+    else:
+        console.print(table)
 
-    with torch.device("meta"):  # shapes only: counts parameters of any size instantly
-        model = archdsl.build(graph)
-    table = Table(title=f"{file or 'expression'}: d_model={spec.model.d_model} vocab={spec.model.vocab}")
-    for column, justify in (("#", "right"), ("sub-layer", "left"), ("shared", "left"), ("parameters", "right")):
-        table.add_column(column, justify=justify)
-    seen: set[int] = set()
-    layer_nodes = [n for n, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True)]
-    for node_id, module in zip(layer_nodes, model.layers):
-        attrs = graph.nodes[node_id]
-        if attrs["kind"] == "fork":
-            branches = [node_label(graph, b).split(" [")[0] for b in graph.successors(node_id)]
-            label = "(" + " | ".join(branches) + ")"
-        else:
-            label = node_label(graph, node_id).split(" [")[0]
-        fresh = id(module) not in seen
-        seen.add(id(module))
-        params = f"{count_params(module):,}" if fresh else "(same weights)"
-        table.add_row(str(attrs["index"]), label, attrs.get("group") or "", params)
-    embed = model.embed.weight.numel()
-    head = 0 if spec.model.tie_embeddings else model.lm_head.weight.numel()
-    total = count_params(model)
-    table.add_section()
-    table.add_row(
-        "",
-        "embedding + final norm + LM head" + (" (tied)" if spec.model.tie_embeddings else ""),
-        "",
-        f"{embed + head + spec.model.d_model:,}",
-    )
-    table.add_row("", "total", "", f"{total:,}")
-    table.add_row("", "non-embedding", "", f"{total - embed - head:,}")
-    console.print(table)
+
+def show_table(spec: Spec, graph, file: Optional[Path]):
+    """The table of ``show``: counted analytically, never built."""
+    from archdsl.cli.show_table import layer_table
+
+    name = STDIN_NAME if str(file) == "-" else file or "expression"
+    return layer_table(graph, f"{name}: d_model={spec.model.d_model} vocab={spec.model.vocab}")
 
 
 @app.command()

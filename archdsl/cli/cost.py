@@ -16,20 +16,26 @@ import typer
 
 import archdsl
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
+from archdsl.cli.commands import STDIN_NAME, load_file
 from archdsl.cost.budget import Budget, parse_sizes
 from archdsl.cost.model import cost as model_cost
 from archdsl.cost.report import cost_tables, model_json, report_json
+from archdsl.errors import ArchDSLError
 
 
 @app.command("cost")
 @reports_errors
 def cost_command(
-    files: Optional[list[Path]] = typer.Argument(None, help=".arch files, compared side by side", show_default=False),
-    expr: Optional[str] = typer.Option(None, "-e", "--expr", help="program text instead of a file"),
+    files: Optional[list[Path]] = typer.Argument(
+        None, help=".arch files, compared side by side (- reads one from standard input)", show_default=False
+    ),
+    exprs: Optional[list[str]] = typer.Option(
+        None, "-e", "--expr", help="program text instead of a file; may be given several times"
+    ),
     seq: str = typer.Option(
         "2k,8k,32k,128k", "--seq", help="sequence lengths / contexts, comma-separated; k = 1024 tokens, M = 1024^2"
     ),
-    batch: int = typer.Option(1, "--batch", min=1, help="sequences per step (activation memory)"),
+    batch: int = typer.Option(1, "--batch", min=1, max=2**20, help="sequences per step (activation memory)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="draw FLOPs and state against length to this image"),
     budget: Optional[str] = typer.Option(
@@ -47,21 +53,30 @@ def cost_command(
     k = 1,024; budget counts are decimal (M = 1e6), bytes KiB/MiB/GiB binary.
     """
     seqs = parse_sizes(seq, origin="--seq")
+    if plot is not None:
+        _check_plot_path(plot)
+    if budget is not None and not budget.strip(" \t,"):
+        fail("--budget is empty: give limits such as 'params<=20M state@32k<=64MiB'")
     limits = Budget.parse(budget) if budget is not None else None
     settings = {k: v for k, v in (("d_model", d_model), ("vocab", vocab)) if v is not None}
-    models: dict[str, object] = {}
+    # a list, not a dict: the same file named twice is two columns of the comparison, not one
+    models: list[tuple[str, object]] = []
+    if sum(1 for path in files or [] if str(path) == "-") > 1:
+        fail("'-' (standard input) can be given only once")
     for path in files or []:
-        models[str(path)] = archdsl.to_graph(archdsl.load(path, **settings))
-    if expr is not None:
-        models["<expr>"] = archdsl.to_graph(archdsl.parse(expr, filename="<expr>", **settings))
+        name = STDIN_NAME if str(path) == "-" else str(path)
+        models.append((name, archdsl.to_graph(load_file(path, **settings))))
+    for i, expr in enumerate(exprs or [], start=1):
+        name = "<expr>" if len(exprs) == 1 else f"<expr{i}>"
+        models.append((name, archdsl.to_graph(archdsl.parse(expr, filename=name, **settings))))
     if not models:
         fail("give one or more FILEs or -e TEXT")
 
     over, reports = False, []
     out = error_console if as_json else console
-    for name, graph in models.items():
+    for name, graph in models:
         costs = [model_cost(graph, seq_len=s, batch=batch) for s in seqs]
-        check = limits.check(costs[0]) if limits is not None else None
+        check = limits.check(costs) if limits is not None else None
         over = over or (check is not None and not check.ok)
         report = model_json(name, costs, check)
         if not as_json:
@@ -83,3 +98,13 @@ def cost_command(
         out.print(f"wrote {plot}", markup=False)
     if over:
         raise typer.Exit(code=1)
+
+
+def _check_plot_path(plot: Path) -> None:
+    """Refuse a plot target that cannot be written before the costs are computed and printed."""
+    if str(plot) in ("", "."):
+        fail("--plot needs a file name, such as cost.png")
+    if plot.is_dir():
+        raise ArchDSLError(f"cannot write the plot to '{plot}': it is a directory")
+    if not plot.parent.is_dir():
+        raise ArchDSLError(f"cannot write the plot to '{plot}': the folder '{plot.parent}' does not exist")

@@ -6,6 +6,8 @@
     >>> result.ok, [str(v) for v in result]                                          # doctest: +SKIP
 
 A limit is ``KEY[@LENGTH] OP NUMBER[UNIT]``; limits are separated by spaces or commas.
+A limit without ``@LENGTH`` on a key that depends on the length is checked at every length the
+check is asked about (``seq_len=[2048, 131072]``, or a list of costs).
 
 Units, chosen to read as researchers write them:
 
@@ -18,10 +20,12 @@ Units, chosen to read as researchers write them:
 
 from __future__ import annotations
 
+import math
 import operator
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 from archdsl.errors import BudgetError, did_you_mean
@@ -67,9 +71,10 @@ OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_/]*")
 _AT = re.compile(r"@([^\s<>=!,]*)")
 _OP = re.compile(r"\s*(<=|>=|==|<|>)\s*")
-_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _UNIT = re.compile(r"[A-Za-z]*")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)([A-Za-z]*)\Z")
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)\Z")  # ASCII digits only, as the language
+MAX_LENGTH = 2**32  # tokens; longer is surely a typo (a million times a long context)
 
 
 def known_keys() -> str:
@@ -82,18 +87,27 @@ def _error(message: str, text: str, start: int, end: int, origin: str, extra: st
 
 
 def parse_size(text: str, *, origin: str = "size", offset: int = 0, whole: str | None = None) -> int:
-    """A sequence length: ``2048``, ``2k`` (2,048), ``128k``, ``1M`` (1,048,576). Errors point at
-    ``text`` inside ``whole`` (at ``offset``) so a caret shows the bad part."""
+    """A sequence length: ``2048``, ``2k`` (2,048), ``128k``, ``1.5k``, ``1M`` (1,048,576), at most
+    ``MAX_LENGTH``. Errors point at ``text`` inside ``whole`` (at ``offset``) so a caret shows the
+    bad part."""
     whole = text if whole is None else whole
+
+    def error(message: str) -> BudgetError:
+        return _error(message, whole, offset, offset + len(text), origin)
+
     m = _SIZE.match(text)
     if m is None or m.group(2) not in LENGTH_UNITS:
-        raise _error(
-            f"'{text}' is not a length: write a positive integer with an optional k (x1024) or M (x1024^2), e.g. 2k, 128k, 1M",
-            whole, offset, offset + len(text), origin,
-        )  # fmt: skip
-    value = float(m.group(1)) * LENGTH_UNITS[m.group(2)]
-    if value != int(value) or value < 1:
-        raise _error(f"'{text}' is not a positive whole number of tokens", whole, offset, offset + len(text), origin)
+        raise error(
+            f"'{text}' is not a length: write a positive integer with an optional k (x1024) or M (x1024^2), "
+            "e.g. 2k, 128k, 1M"
+        )
+    if len(m.group(1)) > 24:
+        raise error(f"'{text[:24]}...' is far too long for a length (at most {format_length(MAX_LENGTH)} tokens)")
+    value = Fraction(m.group(1)) * LENGTH_UNITS[m.group(2)]  # exact: 1.5k is 1536, nothing rounds
+    if value.denominator != 1 or value < 1:
+        raise error(f"'{text}' is not a positive whole number of tokens")
+    if value > MAX_LENGTH:
+        raise error(f"'{text}' is {int(value):,} tokens, more than the limit of {format_length(MAX_LENGTH)}")
     return int(value)
 
 
@@ -112,19 +126,28 @@ def parse_sizes(text: str, *, origin: str = "--seq") -> list[int]:
 
 @dataclass(frozen=True)
 class Limit:
-    """One ``KEY[@LENGTH] OP VALUE`` of a budget; ``at`` is the length in tokens or None."""
+    """One ``KEY[@LENGTH] OP VALUE`` of a budget; ``at`` is the length in tokens or None.
+
+    In the results of :meth:`Budget.check`, a limit written without ``@`` on a key that depends
+    on the length comes back once per length checked, with ``at`` set and ``implied`` true."""
 
     key: str
     at: int | None
     op: str
     value: float
     text: str  # as written, for messages
+    implied: bool = False  # ``at`` was not written: it is a length the check was asked about
 
     def holds(self, measured: float) -> bool:
         return OPS[self.op](measured, self.value)
 
+    @property
+    def label(self) -> str:
+        """The limit as written, with the length it was measured at when that was not written."""
+        return f"{self.text} at {format_length(self.at)}" if self.implied and self.at is not None else self.text
+
     def __str__(self) -> str:
-        return self.text
+        return self.label
 
 
 @dataclass(frozen=True)
@@ -146,7 +169,7 @@ class Violation:
     def __str__(self) -> str:
         unit = KEYS[self.limit.key].unit
         shown = format_bytes(self.value) if unit == "bytes" else format_count(self.value)
-        return f"{self.limit.text}: measured {shown} ({self.ratio:.3g}x the limit)"
+        return f"{self.limit.label}: measured {shown} ({self.ratio:.3g}x the limit)"
 
 
 @dataclass(frozen=True)
@@ -200,18 +223,40 @@ class Budget:
     def __str__(self) -> str:
         return " ".join(limit.text for limit in self.limits)
 
-    def check(self, target: Any, *, seq_len: int | None = None, batch: int | None = None) -> BudgetCheck:
-        """Measure ``target`` (a cost from :func:`archdsl.cost`, a Spec, a graph or DSL text)
-        against every limit. A length without ``@`` is ``seq_len`` (default: the cost's, or 2,048)."""
+    def check(
+        self, target: Any, *, seq_len: int | Sequence[int] | None = None, batch: int | None = None
+    ) -> BudgetCheck:
+        """Measure ``target`` against every limit. ``target`` is a cost from :func:`archdsl.cost`,
+        a list of costs of one model at several lengths, a Spec, a graph or DSL text.
+
+        A limit without ``@`` on a key that depends on the length (FLOPs, state, activations)
+        is checked at every length: ``seq_len`` (one or several), else the lengths of the costs
+        given, else 2,048. Each such check is one entry of the result, its limit's ``at`` set.
+
+            >>> Budget.parse("state<=1GiB").check("attn mlp", seq_len=[2048, 131072]).ok   # doctest: +SKIP
+        """
         from archdsl.cost.model import ModelCost, cost
 
+        if isinstance(seq_len, str):  # "2k,128k", as --seq reads it
+            seq_len = parse_sizes(seq_len, origin="seq_len")
+        lengths = [seq_len] if seq_len is None or not isinstance(seq_len, Sequence) else list(seq_len)
+        if not lengths:
+            raise BudgetError("seq_len is an empty list: give at least one length to check the budget at")
         if isinstance(target, ModelCost):
-            base = target
-            if (seq_len, batch) != (None, None):
-                base = target.at(seq_len, batch=batch)
+            target = [target]
+        if isinstance(target, (list, tuple)) and target and all(isinstance(t, ModelCost) for t in target):
+            bases = list(target)
+            if seq_len is not None:
+                bases = [bases[0].at(n, batch=batch) for n in lengths]
+            elif batch is not None:
+                bases = [c.at(batch=batch) for c in bases]
         else:
-            base = cost(target, seq_len=2048 if seq_len is None else seq_len, batch=1 if batch is None else batch)
-        cache = {(base.ctx.seq_len, base.ctx.context_len): base}
+            first = cost(
+                target, seq_len=2048 if lengths[0] is None else lengths[0], batch=1 if batch is None else batch
+            )
+            bases = [first] + [first.at(n) for n in lengths[1:]]
+        base = bases[0]
+        cache = {(c.ctx.seq_len, c.ctx.context_len): c for c in bases}
 
         def at(seq: int, ctx: int) -> ModelCost:
             c = cache.get((seq, ctx))
@@ -221,10 +266,19 @@ class Budget:
 
         values, broken = [], []
         for limit in self.limits:
-            measured = _measure(limit, base, at)
-            values.append((limit, measured))
-            if not limit.holds(measured):
-                broken.append(Violation(limit, measured))
+            if limit.at is None and KEYS[limit.key].at is not None:
+                # one check per length; the length is the context for "ctx" keys
+                measured = [
+                    (replace(limit, at=c.ctx.seq_len if KEYS[limit.key].at == "seq" else c.ctx.context_len,
+                             implied=True), _measure(limit, c, at))
+                    for c in bases
+                ]  # fmt: skip
+            else:
+                measured = [(limit, _measure(limit, base, at))]
+            for shown, value in measured:
+                values.append((shown, value))
+                if not shown.holds(value):
+                    broken.append(Violation(shown, value))
         return BudgetCheck(self, tuple(values), tuple(broken))
 
     def allows(self, target: Any, **kwargs: Any) -> bool:
@@ -281,6 +335,8 @@ def _parse_limit(text: str, pos: int) -> tuple[Limit, int]:
         raise _error(why, text, pos, end, "budget")
     if end < len(text) and not (text[end].isspace() or text[end] == ","):
         raise _error("expected a space or a comma after a limit", text, end, end + 1, "budget")
+    if not math.isfinite(number * table[unit]):
+        raise _error("the number is too large to be a limit", text, start, end, "budget")
     return Limit(key.name, at, op, number * table[unit], text[start:end]), end
 
 
@@ -308,6 +364,15 @@ def _measure(limit: Limit, base: Any, at: Any) -> float:
 
 
 # ---- human-readable numbers (used by messages and the report) -------------------------------
+
+
+def format_length(n: int) -> str:
+    """2048 -> '2k', 1048576 -> '1M', 3000 -> '3000' (the binary units of lengths)."""
+    if n % (1024**2) == 0:
+        return f"{n // 1024**2}M"
+    if n % 1024 == 0:
+        return f"{n // 1024}k"
+    return str(n)
 
 
 def format_count(x: float) -> str:

@@ -186,6 +186,10 @@ def _head_cost(d: int, vocab: int, tied: bool, ctx: CostContext) -> Cost:
 # ---- the aggregator ------------------------------------------------------------------------
 
 
+# Larger lengths, batches or element sizes are surely mistakes; they would also overflow floats.
+MAX_ARGUMENT = 2**32
+
+
 def _positive(name: str, value: Any, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
@@ -196,6 +200,9 @@ def _positive(name: str, value: Any, optional: bool = False) -> int | None:
     if number is None or number < 1:
         kind = "a positive integer or None" if optional else "a positive integer"
         raise CostError(f"{name} must be {kind}, got {value!r}")
+    if number > MAX_ARGUMENT:
+        digits = str(number) if number < 10**30 else f"a number of {len(str(number)):,} digits"
+        raise CostError(f"{name}={digits} is more than the limit of {MAX_ARGUMENT:,} (2^32)")
     return number
 
 
@@ -219,7 +226,9 @@ def _to_graph(target: Any) -> Any:
     from archdsl.spec.model import Spec
 
     if not isinstance(target, (Spec, str, bytes)):
-        raise CostError(f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}")
+        raise CostError(
+            f"cost() takes a Spec, a graph from archdsl.to_graph or program text, not {type(target).__name__}"
+        )
     return lower(_as_spec(target, "cost"))
 
 
@@ -259,11 +268,24 @@ class _LayerCosts:
             raise GraphError(
                 f"graph node of unknown layer type '{type_name}'{did_you_mean(type_name, list_layers())}"
             ) from None
+        key = (layer, params, self.model, self.ctx)
+        hit = _FORMULAS.get(key)
+        if hit is not None:
+            return hit
         c = layer.cost(params, self.model, self.ctx)
         if not isinstance(c, Cost):
             raise GraphError(f"layer '{type_name}': cost() returned {type(c).__name__}, expected a Cost")
         grows = c.state_bytes != layer.cost(params, self.model, self.probe_ctx).state_bytes
+        if len(_FORMULAS) >= _FORMULAS_KEPT:
+            _FORMULAS.clear()
+        _FORMULAS[key] = (c, grows)
         return c, grows
+
+
+# Layer formulas are pure functions of (layer, params, model, context), all frozen values: the
+# costs of the layouts of a search space (thousands of costs of the same few layers) reuse them.
+_FORMULAS: dict[tuple[Any, Any, Any, CostContext], tuple[Cost, bool]] = {}
+_FORMULAS_KEPT = 4096
 
 
 def cost(

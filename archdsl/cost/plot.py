@@ -43,9 +43,28 @@ def crossover(costs: Sequence[ModelCost]) -> int | None:
     return None
 
 
-def plot_costs(models: Mapping[str, Any], seqs: Sequence[int], path: str | Path, *, batch: int = 1) -> Path:
-    """Draw the three panels for ``models`` (name -> Spec or graph) over the range of ``seqs``
-    and save to ``path`` (format from its suffix). Returns the path."""
+def algorithm_switches(graph: Any) -> dict[int, str]:
+    """Lengths at which a layer changes algorithm, so its FLOPs per token step (the formulas
+    count what runs, exactly): the ``ssm`` chunk-to-chunk pass is one matrix product up to
+    MAX_MATRIX_CHUNKS chunks and a loop past it, so its FLOPs drop by that term at
+    MAX_MATRIX_CHUNKS x chunk + 1 tokens (65,537 with the default chunk of 256)."""
+    from archdsl.layers.ssd import MAX_MATRIX_CHUNKS
+
+    out: dict[int, str] = {}
+    for _, attrs in graph.nodes(data=True):
+        if attrs.get("kind") == "layer" and attrs.get("type") == "ssm":
+            out[MAX_MATRIX_CHUNKS * attrs["params"].chunk + 1] = (
+                f"ssm: chunk pass switches from a matrix product to a loop (> {MAX_MATRIX_CHUNKS} chunks)"
+            )
+    return out
+
+
+def plot_costs(
+    models: Mapping[str, Any] | Sequence[tuple[str, Any]], seqs: Sequence[int], path: str | Path, *, batch: int = 1
+) -> Path:
+    """Draw the three panels for ``models`` (name -> Spec or graph, or (name, target) pairs) over
+    the range of ``seqs`` and save to ``path``: exactly that path, in the format its suffix names
+    (PNG when it has none). Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display, safe on servers and in tests
@@ -54,10 +73,17 @@ def plot_costs(models: Mapping[str, Any], seqs: Sequence[int], path: str | Path,
 
     from archdsl.cost.report import seq_label
 
+    pairs = list(models.items()) if isinstance(models, Mapping) else list(models)
+    costed = [(name, cost(target, seq_len=min(seqs), batch=batch)) for name, target in pairs]
     grid = length_grid(seqs)
+    switches: dict[int, str] = {}
+    for _, base in costed:
+        switches.update(algorithm_switches(base.graph))
+    switches = {n: why for n, why in switches.items() if grid[0] < n <= grid[-1]}
+    # both sides of a switch, so that the curve shows a step where the algorithm changes
+    grid = sorted(set(grid) | {n for n in switches} | {n - 1 for n in switches})
     fig, (ax_flops, ax_state, ax_share) = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
-    for name, target in models.items():
-        base = cost(target, seq_len=grid[0], batch=batch)
+    for name, base in costed:
         series = [base.at(n) for n in grid]
         label = f"{name} ({base.params / 1e6:.1f}M params)"
         (line,) = ax_flops.plot(grid, [c.train_flops for c in series], label=label)
@@ -83,6 +109,10 @@ def plot_costs(models: Mapping[str, Any], seqs: Sequence[int], path: str | Path,
         ax.grid(True, which="both", alpha=0.3)
         for s in seqs:
             ax.axvline(s, color="grey", lw=0.5, ls=":")
+    for n, why in sorted(switches.items()):
+        ax_flops.axvline(n, color="black", lw=0.8, ls="--")
+        ax_flops.annotate(f"{why}\n(FLOPs step down at {n:,} tokens)", (n, 0.02), xycoords=("data", "axes fraction"),
+                          xytext=(4, 0), textcoords="offset points", fontsize=7, rotation=90, va="bottom")  # fmt: skip
     ax_flops.set_yscale("log")
     ax_state.set_yscale("log")
     ax_share.set_ylim(0, 1)
@@ -90,7 +120,8 @@ def plot_costs(models: Mapping[str, Any], seqs: Sequence[int], path: str | Path,
     ax_flops.legend(fontsize=8)
     path = Path(path)
     try:
-        fig.savefig(path, dpi=120)
+        # without a suffix matplotlib would append ".png" and write another file than named
+        fig.savefig(path, dpi=120, format=None if path.suffix else "png")
     except (OSError, ValueError) as exc:  # a missing folder, an unknown image format
         raise ArchDSLError(f"cannot write the plot to '{path}': {exc}") from None
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.table import Table
 
-from archdsl.cost.budget import KEYS, BudgetCheck, format_bytes, format_count
+from archdsl.cost.budget import KEYS, BudgetCheck, format_bytes, format_count, format_length
 from archdsl.cost.model import ModelCost
 
 SCHEMA = "archdsl.cost/1"
@@ -22,11 +22,7 @@ SCHEMA = "archdsl.cost/1"
 
 def seq_label(n: int) -> str:
     """2048 -> '2k', 1048576 -> '1M', 3000 -> '3000' (the binary units of ``--seq``)."""
-    if n % (1024**2) == 0:
-        return f"{n // 1024**2}M"
-    if n % 1024 == 0:
-        return f"{n // 1024}k"
-    return str(n)
+    return format_length(n)
 
 
 def _headline(name: str, c: ModelCost) -> str:
@@ -104,7 +100,7 @@ def budget_table(check: BudgetCheck) -> Table:
     for limit, value in check.values:
         shown = format_bytes(value) if KEYS[limit.key].unit == "bytes" else format_count(value)
         ratio = f"{value / limit.value:.3g}x" if limit.value else "-"
-        table.add_row(limit.text, shown, ratio, "[red]over[/red]" if id(limit) in broken else "[green]ok[/green]")
+        table.add_row(limit.label, shown, ratio, "[red]over[/red]" if id(limit) in broken else "[green]ok[/green]")
     return table
 
 
@@ -176,6 +172,7 @@ def budget_json(check: BudgetCheck) -> dict[str, Any]:
         "limits": [
             {
                 "limit": limit.text,
+                "label": limit.label,
                 "key": limit.key,
                 "at": limit.at,
                 "op": limit.op,

@@ -46,6 +46,11 @@ def from_hf(model_or_config: Any) -> torch.nn.Module:
 
 def _kind(config: Any) -> str:
     kind = getattr(config, "model_type", None)
+    if kind is None:
+        raise ArchDSLError(
+            f"from_hf() takes a Hugging Face model or config (with a model_type), not {type(config).__name__}; "
+            f"supported: {', '.join(_PROGRAMS)}"
+        )
     if kind not in _PROGRAMS:
         raise ArchDSLError(f"cannot import a '{kind}' model; supported: {', '.join(_PROGRAMS)}")
     return kind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -35,8 +36,7 @@ class ArchModel(nn.Module):
             nn.init.normal_(self.lm_head.weight, std=0.02)
 
     def forward(self, ids: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
-        if ids.dim() != 2 or ids.shape[1] == 0:
-            raise GenerationError(f"the model takes token ids of shape (batch, length >= 1), got {tuple(ids.shape)}")
+        self._check_ids(ids, "the model")
         x = self.embed(ids)  # (B, T, D)
         total_aux: torch.Tensor | float = 0.0
         for layer, aux_modules in zip(self.layers, self._aux_modules()):
@@ -47,6 +47,21 @@ class ArchModel(nn.Module):
                 total_aux = total_aux + module.aux_loss
         self._last_aux_loss = total_aux
         return self.lm_head(self.norm(x))  # (B, T, vocab)
+
+    def _check_ids(self, ids: Any, who: str) -> None:
+        """Token ids must be an integer tensor (batch, length >= 1) with values in 0..vocab-1: an
+        id past the vocabulary is otherwise an IndexError on CPU and a device assert on GPU."""
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.shape[1] < 1 or ids.is_floating_point():
+            got = f"{tuple(ids.shape)} of {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+            raise GenerationError(f"{who} takes integer token ids of shape (batch, length >= 1), got {got}")
+        if ids.dtype not in (torch.int64, torch.int32):  # what the embedding takes
+            raise GenerationError(f"{who} takes token ids as torch.long (or int32), got a tensor of {ids.dtype}")
+        if ids.numel() == 0 or ids.device.type == "meta" or torch.compiler.is_compiling():
+            return  # nothing to look at (meta: shapes only); a compiled graph must not branch on data
+        low, high = (int(v) for v in torch.aminmax(ids))
+        vocab = self.settings.vocab
+        if low < 0 or high >= vocab:
+            raise GenerationError(f"token ids must be in 0..{vocab - 1} (vocab={vocab}), got {low}..{high}")
 
     def _aux_modules(self) -> list[list[nn.Module]]:
         """Per sub-layer, the modules that leave an auxiliary loss (MoE load balancing)."""
@@ -99,20 +114,23 @@ class ArchModel(nn.Module):
     ) -> torch.Tensor:
         """Continue ``ids`` (B, T) by ``max_new_tokens`` tokens; temperature 0 is greedy."""
         vocab = self.settings.vocab
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.shape[1] < 1 or ids.is_floating_point():
-            shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
-            raise GenerationError(f"generate expects integer token ids of shape (batch, length >= 1), got {shape}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-            raise GenerationError(
-                f"token ids must be in 0..{vocab - 1} (vocab={vocab}), got {int(ids.min())}..{int(ids.max())}"
-            )
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        self._check_ids(ids, "generate")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
             raise GenerationError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-        if not math.isfinite(temperature) or temperature < 0:
-            raise GenerationError(f"temperature must be a finite number >= 0, got {temperature}")
-        if top_k is not None and not 1 <= top_k <= vocab:
-            raise GenerationError(f"top_k must be in 1..{vocab}, got {top_k}")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature)
+            or temperature < 0
+        ):
+            raise GenerationError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if top_k is not None and (
+            isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= vocab
+        ):
+            raise GenerationError(f"top_k must be an integer in 1..{vocab}, got {top_k!r}")
+        max_new_tokens = int(max_new_tokens)
         batch, length = ids.shape
+        self._check_generation_fits(batch, length, max_new_tokens)
         state = self.init_state(batch, length + max_new_tokens)
         logits = self.prefill(ids, state)[:, -1]
         out = [ids]
@@ -121,6 +139,26 @@ class ArchModel(nn.Module):
             out.append(token[:, None])
             logits = self.step(token, state)
         return torch.cat(out, dim=1)
+
+    def _check_generation_fits(self, batch: int, length: int, max_new_tokens: int) -> None:
+        """Refuse before allocating: the state for prompt + new tokens (KV caches grow with it)
+        and the prompt's logits, counted analytically as ``build`` counts weights."""
+        graph = getattr(self, "graph", None)
+        if graph is None:
+            return
+        from archdsl.cost.model import cost
+        from archdsl.nn.memory import check_fits
+
+        from archdsl.cost.model import MAX_ARGUMENT
+        from archdsl.errors import LimitError
+
+        what = f"generating {max_new_tokens:,} tokens after a prompt of {batch} x {length}"
+        if length + max_new_tokens > MAX_ARGUMENT:
+            raise LimitError(f"{what} is past the limit of {MAX_ARGUMENT:,} positions (2^32)")
+        p = next(self.parameters())
+        state = cost(graph, seq_len=1, context=length + max_new_tokens, state_bytes=p.element_size()).state_bytes
+        logits = length * self.settings.vocab * 4
+        check_fits(batch * (state + logits), what, device=p.device)
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:

@@ -65,7 +65,7 @@ def _power(a: Ways, k: int) -> Ways:
     return out
 
 
-class Counter_:
+class _SizeCounter:
     def __init__(self, program: ast.Program, lets: LetTable):
         self.program = program
         self.lets = lets
@@ -174,4 +174,4 @@ class Counter_:
 
 
 def space_size(program: ast.Program, lets: LetTable) -> int | float:
-    return Counter_(program, lets).size()
+    return _SizeCounter(program, lets).size()

@@ -30,8 +30,9 @@ def first_option(site: Site) -> Any:
 class Substitution:
     """One walk: ``run()`` returns the plain program of the values ``decide`` gives."""
 
-    def __init__(self, program: ast.Program, lets: LetTable, sites: SiteTable, decide: Decide):
+    def __init__(self, program: ast.Program, lets: LetTable, sites: SiteTable, decide: Decide, static=frozenset()):
         self.program = program
+        self.static = static  # ids of sequences with nothing to substitute (see static_seqs)
         self.lets = lets
         self.sites = sites
         self.decide = decide
@@ -80,6 +81,8 @@ class Substitution:
     # --- the walk -----------------------------------------------------------------------------
 
     def _seq(self, seq: ast.Seq, copies: tuple[int, ...]) -> ast.Seq:
+        if id(seq) in self.static:
+            return seq
         return replace(seq, items=tuple(self._item(item, copies) for item in seq.items))
 
     def _param(self, param: ast.Param, copies: tuple[int, ...], owner: str) -> ast.Param:
@@ -134,3 +137,37 @@ class Substitution:
             body = ast.Seq((replace(item, body=self._seq(item.body, ())),), item.span)
             self.hoisted_lets.setdefault(self.inside, []).append(ast.Let(name, body, item.span))
         return ast.Call(name, (), item.span)
+
+
+def static_seqs(program: ast.Program, lets: LetTable) -> frozenset[int]:
+    """The ids of the sequences in ``program`` that sampling returns unchanged: no choice, no
+    named value, no use of a let (whose first use decides its choices) anywhere inside."""
+    static: set[int] = set()
+
+    def plain(node: Any) -> bool:
+        if isinstance(node, ast.Seq):
+            ok = all([plain(item) for item in node.items])  # noqa: C419 - a list: visit every item
+            if ok:
+                static.add(id(node))
+            return ok
+        if isinstance(node, ast.Call):
+            return node.name not in lets.lets and not any(
+                isinstance(p.value, CHOICE_VALUES) or lets.value_choice(p.value) is not None for p in node.params
+            )
+        if isinstance(node, ast.Repeat):
+            body = plain(node.body)
+            return body and not node.each and not isinstance(node.count, CHOICE_VALUES)
+        if isinstance(node, (ast.Group, ast.Shared)):
+            return plain(node.body)
+        if isinstance(node, ast.Parallel):
+            return all([plain(b) for b in node.branches])  # noqa: C419 - visit every branch
+        if isinstance(node, ast.Alternatives):
+            for option in node.options:
+                plain(option)
+            return False
+        return False
+
+    for let in program.lets:
+        plain(let.body)
+    plain(program.body)
+    return frozenset(static)

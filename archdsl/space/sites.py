@@ -29,7 +29,7 @@ from typing import Any
 
 from archdsl.errors import LimitError
 from archdsl.space import limits
-from archdsl.space.walk import CHOICE_VALUES, LetTable, has_choices, option_values
+from archdsl.space.walk import CHOICE_VALUES, LetTable, has_choices, iter_nodes, option_values
 from archdsl.syntax import ast
 
 
@@ -165,6 +165,7 @@ class SiteTable:
         self.labels: dict[int, list[str]] = {}  # id(Alternatives) -> option labels
         self.taken: dict[str, int] = {}
         self.shared_seen: set[int] = set()
+        self.listing = True
         self.reachable = self._reachable()
         for param in program.header.params if program.header else ():
             if isinstance(param.value, CHOICE_VALUES):
@@ -173,6 +174,12 @@ class SiteTable:
             if let.name in self.reachable:
                 self._let(let)
         self._seq(program.body, _Scope())
+        # the lets no layout uses: keyed (sampling substitutes them with any option, so that
+        # the plain program still resolves) but not listed, never drawn, not counted
+        self.listing = False
+        for let in program.lets:
+            if let.name not in self.reachable:
+                self._let(let)
 
     def site(self, node: object, copies: tuple[int, ...]) -> Site:
         return self.by_key[(id(node), copies)]
@@ -180,6 +187,10 @@ class SiteTable:
     # --- naming ------------------------------------------------------------------------------
 
     def _add(self, node: object, scope: _Scope, label: str, kind: str, options: Any, **extra: Any) -> Site:
+        if not self.listing:
+            site = Site(f"(unused) {join(scope.prefix, label)}", kind, options, getattr(node, "span", None), **extra)
+            self.by_key[(id(node), scope.copies)] = site
+            return site
         if len(self.sites) >= limits.MAX_SITES:
             raise LimitError(
                 f"the search space has more than {limits.MAX_SITES:,} choice sites; "
@@ -268,6 +279,13 @@ class SiteTable:
             return
         most = max(counts, default=1) if counts is not None else item.count
         least = min(counts, default=1) if counts is not None else item.count
+        per_copy = sum(1 for node in iter_nodes(item.body) if isinstance(node, (*CHOICE_VALUES, ast.Alternatives)))
+        if len(self.sites) + per_copy * most > limits.MAX_SITES:  # refused before any is made
+            raise LimitError(
+                f"this repeat draws {per_copy * most:,} choices separately ({most:,} copies), more than the "
+                f"limit of {limits.MAX_SITES:,} choice sites; draw fewer copies separately or use named choices",
+                item.span,
+            )
         for copy in range(most):  # type: ignore[arg-type]
             condition = scope.condition
             if copy >= least:
@@ -277,8 +295,9 @@ class SiteTable:
             self._seq(item.body, inner)
 
     def _alternatives(self, item: ast.Alternatives, scope: _Scope, label: str | None = None) -> None:
-        labels = option_labels(item)
-        self.labels[id(item)] = labels
+        labels = self.labels.get(id(item))
+        if labels is None:  # once per choice, not once per copy of an `each` repeat
+            labels = self.labels[id(item)] = option_labels(item)
         name_label = label if label is not None else "{" + ",".join(option_label(o) for o in item.options) + "}"
         site = self._add(item, scope, name_label, "layer", tuple(labels))
         for option, option_name in zip(item.options, labels):

@@ -22,7 +22,7 @@ from typing import Any
 from archdsl.errors import ArchDSLError, did_you_mean
 from archdsl.space import limits
 from archdsl.space.count import space_size
-from archdsl.space.sample import Decide, Substitution
+from archdsl.space.sample import Decide, Substitution, static_seqs
 from archdsl.space.sites import Site, SiteTable
 from archdsl.space.text import program_text
 from archdsl.space.validate import SpaceError, Validator, check_size, check_space_size, model_settings
@@ -61,12 +61,15 @@ class Space:
         self.source = source
         self.lets = LetTable(program)
         check_size(program, self.lets)
+        # the size is arithmetic on the AST: an absurd space is refused before its sites are made
+        self._size = space_size(program, self.lets)
+        check_space_size(self._size, program.body.span)
         self.table = SiteTable(program, self.lets)
         self.model = model_settings(program, {})
         Validator(program, self.model, self.lets).run_checks()
-        self._size = space_size(program, self.lets)
-        check_space_size(self._size, program.body.span)
         self._by_name = {site.name: site for site in self.table.sites}
+        self._static = static_seqs(program, self.lets)
+        self._layers: dict = {}  # resolved layer calls, shared by every sample (see resolve_cached)
 
     # --- what the space is -------------------------------------------------------------------
 
@@ -92,6 +95,12 @@ class Space:
 
     def __repr__(self) -> str:
         return f"<Space: {len(self.table.sites)} choice sites, {self.size} layouts>"
+
+    def _repr_svg_(self) -> str:
+        """Notebooks show a space as one of its layouts with the choice sites outlined."""
+        from archdsl.draw import to_svg
+
+        return to_svg(self)
 
     # --- from parameters to a layout ----------------------------------------------------------
 
@@ -149,22 +158,25 @@ class Space:
             raise ArchDSLError(f"match() takes a Spec or program text, not {type(spec).__name__}")
         target = layout_key(spec)
         for params, candidate in self._iter(limit=limits.MAX_ENUMERATE, what="match a layout against"):
-            if candidate is not None and layout_key(candidate) == target:
+            if isinstance(candidate, Spec) and layout_key(candidate) == target:
                 return params
         raise SpaceError("this layout is not a point of the search space (no choice of options gives it)")
 
     # --- enumeration --------------------------------------------------------------------------
 
-    def layouts(self, budget: Any = None, *, limit: int = limits.MAX_ENUMERATE, **cost_settings: Any):
-        """Every layout of a space of at most ``limit`` layouts, as :class:`Layout` (params, spec,
-        cost, budget check). With ``budget``, only those within it. Combinations that do not
-        build are skipped (``Layout.error`` says why when ``budget`` is None)."""
+    def layouts(self, budget: Any = None, *, limit: int = limits.MAX_ENUMERATE, tally=None, **cost_settings: Any):
+        """Every layout of a space of at most ``limit`` layouts, lazily, as
+        :class:`~archdsl.space.enumerate.Layout` (params, spec, cost, budget check). With
+        ``budget`` (an ``archdsl.Budget`` or its text) only those within it; ``tally`` (a
+        :class:`~archdsl.space.enumerate.Tally`) counts how many were seen, over and infeasible.
+        ``cost_settings``: ``seq_len``, ``batch``, ``context`` of the cost."""
         from archdsl.space.enumerate import layouts
 
-        return layouts(self, budget, limit=limit, **cost_settings)
+        return layouts(self, budget, limit=limit, tally=tally, **cost_settings)
 
-    def _iter(self, *, limit: int, what: str) -> Iterator[tuple[dict[str, Any], Spec | None]]:
-        """(params, spec or None when the combination does not build) for every layout."""
+    def _iter(self, *, limit: int, what: str) -> Iterator[tuple[dict[str, Any], Spec | InfeasibleError]]:
+        """(params, spec) for every layout; in place of the spec, the error of a combination
+        that does not build."""
         if self.size > limit:
             shown = "infinitely many (a float range without a step)" if self.size == math.inf else f"{self.size:,}"
             raise SpaceError(
@@ -189,22 +201,22 @@ class Space:
                 return values[k]
 
             try:
-                spec = self._spec(decide, drawn)
-            except InfeasibleError:
-                spec = None
+                spec: Spec | InfeasibleError = self._spec(decide, drawn)
+            except InfeasibleError as err:
+                spec = err
             yield dict(drawn), spec
 
     # --- internals ----------------------------------------------------------------------------
 
     def plain_program(self, decide: Decide) -> ast.Program:
-        return Substitution(self.program, self.lets, self.table, decide).run()
+        return Substitution(self.program, self.lets, self.table, decide, self._static).run()
 
     def _spec(self, decide: Decide, drawn: dict[str, Any]) -> Spec:
-        from archdsl.spec.resolve import resolve
+        from archdsl.space.validate import resolve_cached
 
         program = self.plain_program(decide)
         try:
-            return resolve(program)
+            return resolve_cached(program, self._layers)
         except ArchDSLError as err:
             if isinstance(err, SpaceError):
                 raise
@@ -335,7 +347,10 @@ def _override(program: ast.Program, settings: dict[str, Any]) -> ast.Program:
 
 def load_space(path: Any, **model_settings: Any) -> Space:
     """Read a search space from a file; errors name the file."""
+    from pathlib import Path
+
     from archdsl.api import read_source
 
-    data, name = read_source(path)
-    return parse_space(data, filename=name, **model_settings)
+    if not isinstance(path, (str, Path)):
+        raise ArchDSLError(f"load_space() takes a file path, not {type(path).__name__}")
+    return parse_space(read_source(Path(path)), filename=str(path), **model_settings)

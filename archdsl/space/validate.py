@@ -141,15 +141,19 @@ class Validator(_Resolver):
     def __init__(self, program: ast.Program, model: ModelSettings, table: LetTable):
         super().__init__(program, model)
         self.table = table
-        self.lets = dict(table.lets)
 
     def run_checks(self) -> None:
+        # the lets as the resolver's run() registers them (LetTable refused duplicates already)
+        for let in self.program.lets:
+            self.let_index[let.name] = len(self.lets)
+            self.lets[let.name] = let
+        self.visible = len(self.lets)
         for let in self.program.lets:
             named = self.table.value_lets.get(let.name)
             if named is not None:
                 value_options(named)  # ranges and duplicates; values are checked where used
             else:
-                self._let(ast.Call(let.name, (), let.span))  # unused lets are checked too
+                self._let(let.name)  # unused lets are checked too
         self._seq_items(self.program.body)
 
     def _expr(self, expr: ast.Expr) -> list[Node]:
@@ -164,7 +168,8 @@ class Validator(_Resolver):
         if isinstance(expr, CHOICE_VALUES):
             raise SpaceError(
                 "a value choice cannot stand in the stack: name it (let w = {256, 512}) and use it as a "
-                "parameter value (attn window=w), or write it after a key (window={256, 512})",
+                "parameter value (attn window=w), or write it after a key (window={256, 512}); a repeat-count "
+                "choice is written {2, 4}x(...), with no space before the x",
                 expr.span,
             )
         if isinstance(expr, ast.Repeat) and isinstance(expr.count, CHOICE_VALUES):
@@ -250,8 +255,32 @@ def check_size(program: ast.Program, table: LetTable) -> None:
 
 def check_space_size(size: float, span: ast.Span | None) -> None:
     if size != math.inf and size > limits.MAX_SIZE:
+        # digits from the bit length: str() of a huge int is slow, and refused past 4,300 digits
+        digits = int(size.bit_length() * math.log10(2))
         raise LimitError(
-            f"the search space has about 10^{len(str(size)) - 1} layouts, more than the limit of 10^"
-            f"{len(str(limits.MAX_SIZE)) - 1}",
+            f"the search space has about 10^{digits} layouts, more than the limit of 10^{limits.MAX_SIZE_DIGITS}",
             span,
         )
+
+
+class _CachingResolver(_Resolver):
+    """The plain resolver, remembering each distinct layer call it resolved: the layouts of a
+    space repeat the same few calls, and validating their parameters was a third of a sample."""
+
+    def __init__(self, program: ast.Program, model: ModelSettings, cache: dict):
+        super().__init__(program, model)
+        self.cache = cache
+
+    def _layer(self, call: ast.Call):
+        key = (call.name, tuple((p.key, type(p.value), p.value) for p in call.params), self.model)
+        node = self.cache.get(key)
+        if node is None:
+            node = super()._layer(call)
+            if len(self.cache) < 4096:
+                self.cache[key] = node
+        return node
+
+
+def resolve_cached(program: ast.Program, cache: dict):
+    """``archdsl.spec.resolve.resolve(program)`` with layer calls remembered in ``cache``."""
+    return _CachingResolver(program, _model_settings(program.header, {}), cache).run()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from archdsl.errors import DSLSyntaxError, ResolveError
-from archdsl.layers.registry import is_layer
 from archdsl.syntax import ast
 
 CHOICE_VALUES = (ast.ValueChoice, ast.Range)
@@ -78,14 +77,16 @@ class LetTable:
                 first = self.lets[let.name].span
                 raise ResolveError(f"'{let.name}' is defined twice (first at {first.line}:{first.column})", let.span)
             self.lets[let.name] = let
+        self.index = {name: i for i, name in enumerate(self.lets)}
         self.value_lets: dict[str, ast.ValueChoice | ast.Range | ast.Alternatives] = {}
         self._kinds(program)
 
     def target(self, name: str, inside: str | None) -> ast.Let | None:
         """The let that ``name`` means inside the definition of ``inside`` (None: in the stack).
-        Inside its own definition a let's name is the layer, if there is one."""
+        Lets have lexical scope, as in the resolver: the stack sees every let, a let's body only
+        the lets above it (its own name, if a layer's, is the layer)."""
         let = self.lets.get(name)
-        if let is None or (name == inside and is_layer(name)):
+        if let is None or (inside is not None and self.index[name] >= self.index[inside]):
             return None
         return let
 

@@ -108,6 +108,18 @@ class Spec(SpecNode):
 
         return print_spec(self)
 
+    def _repr_svg_(self) -> str:
+        """A notebook shows a Spec as its picture (:mod:`archdsl.draw`)."""
+        from archdsl.draw import to_svg
+
+        return to_svg(self)
+
+    def _repr_html_(self) -> str:
+        """The picture with the parameter count and cost summary, for notebooks that render HTML."""
+        from archdsl.draw import spec_html
+
+        return spec_html(self)
+
 
 def iter_layers(node: Node):
     """Yield every LayerNode under ``node`` in execution order, repeats unrolled."""

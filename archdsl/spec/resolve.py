@@ -25,6 +25,10 @@ from archdsl.spec.model import (
 from archdsl.syntax import ast
 
 
+# words the grammar reserves: a let of one of these names could be defined but never used
+KEYWORDS = frozenset({"model", "let", "shared", "true", "false"})
+
+
 def resolve(program: ast.Program, **settings: Any) -> Spec:
     """Turn a parsed program into a Spec. ``settings`` override the ``model`` header."""
     model = _model_settings(program.header, settings)
@@ -86,28 +90,47 @@ def _show(value: Any) -> str:
 
 
 class _Resolver:
+    """Lets have lexical scope: a name means what it meant where it stands in the text. Inside
+    the definition of the i-th let only the lets above it are visible (its own name, if it is a
+    layer's, is the layer: ``let attn = attn window=512``); the stack sees every let."""
+
     def __init__(self, program: ast.Program, model: ModelSettings):
         self.program = program
         self.model = model
         self.lets: dict[str, ast.Let] = {}
+        self.let_index: dict[str, int] = {}  # name -> position among the lets
         self.resolved_lets: dict[str, list[Node]] = {}
-        self.resolving: list[str] = []  # let names being expanded, to report recursion
+        self.visible = 0  # the lets at positions < visible are in scope
         self.shared_depth = 0
         self.inline_groups = 0
 
     def run(self) -> Spec:
         for let in self.program.lets:
+            if let.name in KEYWORDS:
+                raise ResolveError(f"'{let.name}' is a keyword of the language; a let cannot take its name", let.span)
             if let.name in self.lets:
                 first = self.lets[let.name].span
                 raise ResolveError(f"'{let.name}' is defined twice (first at {first.line}:{first.column})", let.span)
             # a let may take a layer's name (DESIGN.md's own example writes `let mamba = ssm ...`):
-            # in this program the name means the let; the layer type is then out of reach
+            # below its definition the name means the let
+            self.let_index[let.name] = len(self.lets)
             self.lets[let.name] = let
         _check_size(self.program, self.lets)
+        self.visible = len(self.lets)
         items = self._seq_items(self.program.body)
         body = SeqNode(items=tuple(items), span=self.program.body.span)
+        self._check_unused_lets()
         _check_parameters(body, self.model)
         return Spec(model=self.model, body=body, span=self.program.span, source_name=self.program.span.file)
+
+    def _check_unused_lets(self) -> None:
+        """A let that the stack never uses is still checked (a typo in it is still a typo); the
+        inline group numbering of the used ones is left as it was."""
+        counter = self.inline_groups
+        for name in self.lets:
+            if name not in self.resolved_lets:
+                self._let(name)
+        self.inline_groups = counter
 
     # --- expressions -------------------------------------------------------------------------
 
@@ -170,37 +193,43 @@ class _Resolver:
         return SharedNode(group=group, body=body, span=expr.span)
 
     def _call(self, call: ast.Call) -> list[Node]:
-        # inside the expansion of `let attn = attn window=512`, `attn` is the layer (as in
-        # `let x = x + 1`); elsewhere a let name hides a layer of the same name
-        shadowed_layer = call.name in self.resolving and is_layer(call.name)
-        if call.name in self.lets and not shadowed_layer:
+        index = self.let_index.get(call.name)
+        if index is not None and index < self.visible:
             if call.params:
                 raise ResolveError(
                     f"'{call.name}' is a let name and takes no parameters; write them inside its definition",
                     call.params[0].span,
                 )
-            return self._let(call)
+            return self._let(call.name)
         if not is_layer(call.name):
-            hint = did_you_mean(call.name, [*list_layers(), *self.lets])
-            what = "unknown layer or let name" if self.lets else "unknown layer"
             name_span = ast.Span(
                 call.span.line, call.span.column, call.span.line, call.span.column + len(call.name), call.span.file
             )
+            if index is not None:  # a let not in scope here: its own definition, or one below
+                where = self.lets[call.name].span
+                if index == self.visible:
+                    message = f"'{call.name}' is defined in terms of itself ({call.name} -> {call.name})"
+                else:
+                    message = (
+                        f"'{call.name}' is defined later (at {where.line}:{where.column}); "
+                        "a let can use only the lets defined above it"
+                    )
+                raise ResolveError(message, name_span)
+            in_scope = [name for name, i in self.let_index.items() if i < self.visible]
+            hint = did_you_mean(call.name, [*list_layers(), *in_scope])
+            what = "unknown layer or let name" if in_scope else "unknown layer"
             raise ResolveError(
                 f"{what} '{call.name}'{hint}; known layers: {', '.join(list_layers())}"
-                + (f"; let names: {', '.join(self.lets)}" if self.lets else ""),
+                + (f"; let names: {', '.join(in_scope)}" if in_scope else ""),
                 name_span,
             )
         return [self._layer(call)]
 
-    def _let(self, call: ast.Call) -> list[Node]:
-        name = call.name
-        if name in self.resolving:
-            cycle = " -> ".join([*self.resolving[self.resolving.index(name) :], name])
-            raise ResolveError(f"'{name}' is defined in terms of itself ({cycle})", call.span)
+    def _let(self, name: str) -> list[Node]:
+        """The items of a let, resolved once, in the scope of its definition."""
         if name not in self.resolved_lets:
             let = self.lets[name]
-            self.resolving.append(name)
+            outer, self.visible = self.visible, self.let_index[name]
             try:
                 body = let.body.items
                 if len(body) == 1 and isinstance(body[0], ast.Shared):
@@ -211,7 +240,7 @@ class _Resolver:
                 else:
                     self.resolved_lets[name] = self._seq_items(let.body)
             finally:
-                self.resolving.pop()
+                self.visible = outer
         return self.resolved_lets[name]
 
     # --- layers ------------------------------------------------------------------------------
@@ -248,33 +277,31 @@ class _Resolver:
 
 
 def _check_size(program: ast.Program, lets: dict[str, ast.Let]) -> None:
-    """Refuse absurd programs by arithmetic on the AST (nothing is unrolled or allocated)."""
+    """Refuse absurd programs by arithmetic on the AST (nothing is unrolled or allocated). Names
+    are looked up as the resolver does: inside the i-th let, only the lets above it."""
+    index = {name: i for i, name in enumerate(lets)}
     memo: dict[str, int] = {}
 
-    def count(expr: ast.Expr, depth: int, stack: tuple[str, ...]) -> int:
+    def count(expr: ast.Expr, depth: int, visible: int) -> int:
         if depth > limits.MAX_NESTING:
             raise LimitError(f"nesting deeper than {limits.MAX_NESTING} levels", expr.span)
         if isinstance(expr, ast.Call):
-            if expr.name not in lets:
-                return 1
-            if expr.name in stack:
-                return 0  # recursion is reported with its cycle by the resolver
-            if expr.name not in memo:
-                memo[expr.name] = count(lets[expr.name].body, depth + 1, (*stack, expr.name))
-            return memo[expr.name]
+            if index.get(expr.name, visible) >= visible:
+                return 1  # a layer, or a name the resolver reports
+            return let_size(expr.name, depth + 1)
         if isinstance(expr, ast.Seq):
-            return sum(count(item, depth, stack) for item in expr.items)
+            return sum(count(item, depth, visible) for item in expr.items)
         if isinstance(expr, (ast.Group, ast.Shared)):
-            return count(expr.body, depth + 1, stack)
+            return count(expr.body, depth + 1, visible)
         if isinstance(expr, ast.Parallel):
-            return sum(count(b, depth + 1, stack) for b in expr.branches)
+            return sum(count(b, depth + 1, visible) for b in expr.branches)
         if isinstance(expr, ast.Repeat):
             if expr.count > limits.MAX_REPEAT:
                 raise LimitError(
                     f"repeat count {expr.count} is larger than the limit of {limits.MAX_REPEAT}",
                     expr.count_span or expr.span,
                 )
-            inner = count(expr.body, depth + 1, stack)
+            inner = count(expr.body, depth + 1, visible)
             total = max(expr.count, 0) * inner
             if total > limits.MAX_SUBLAYERS:
                 raise LimitError(
@@ -284,12 +311,23 @@ def _check_size(program: ast.Program, lets: dict[str, ast.Let]) -> None:
             return total
         return 0
 
-    total = count(program.body, 0, ())
+    def let_size(name: str, depth: int) -> int:
+        if name not in memo:
+            memo[name] = count(lets[name].body, depth, index[name])
+        return memo[name]
+
+    total = count(program.body, 0, len(lets))
     if total > limits.MAX_SUBLAYERS:
         raise LimitError(
             f"the program unrolls to {total:,} layer calls, more than the limit of {limits.MAX_SUBLAYERS:,}",
             program.body.span,
         )
+    for name, let in lets.items():  # the unused ones too: the resolver expands them to check them
+        size = let_size(name, 1)
+        if size > limits.MAX_SUBLAYERS:
+            raise LimitError(
+                f"'{name}' unrolls to {size:,} layer calls, more than the limit of {limits.MAX_SUBLAYERS:,}", let.span
+            )
 
 
 def _check_parameters(body: SeqNode, model: ModelSettings) -> None:

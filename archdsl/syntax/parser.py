@@ -21,8 +21,8 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
-from archdsl.errors import ArchDSLError, DSLSyntaxError, did_you_mean
-from archdsl.spec.limits import MAX_NESTING
+from archdsl.errors import ArchDSLError, DSLSyntaxError, LimitError, did_you_mean
+from archdsl.spec.limits import MAX_NESTING, MAX_SUBLAYERS
 from archdsl.syntax import ast
 from archdsl.syntax._messages import character_message, key_name, token_message
 
@@ -56,7 +56,18 @@ class _Layout:
         depth = 0
         pending = None  # an _NL held back until something follows it
         prev = None
+        calls = 0  # names written as calls (not parameter values): more is refused as it streams
+        value_next = False  # the token after a parameter's `key=` is its value
         for tok in stream:
+            is_value, value_next = value_next, tok.type == "KEY" and (prev is None or prev.type != "LET")
+            if tok.type == "NAME" and not is_value:  # `let NAME =` is a KEY too, but no parameter
+                calls += 1
+                if calls > MAX_SUBLAYERS:
+                    raise LimitError(
+                        f"more than {MAX_SUBLAYERS:,} layer calls written out; the limit of a program is "
+                        f"{MAX_SUBLAYERS:,}: write repeats as Nx(...)",
+                        _token_span(tok),
+                    )
             if tok.type == "_NL":
                 # ';' inside parentheses stays, so that the parser reports it
                 if prev is None or (depth > 0 and tok.value == "\n"):
@@ -93,7 +104,7 @@ class _Layout:
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
     path = grammar_path()
-    return Lark.open(
+    parser = Lark.open(
         path.name,
         rel_to=str(path),
         parser="lalr",
@@ -103,6 +114,12 @@ def _lark() -> Lark:
         propagate_positions=True,
         postlex=_Layout(),
     )
+    # Lark.lex (the context of a syntax error) builds a new lexer on every call unless the Lark
+    # object has one, and with strict=True each build re-runs the terminal collision check
+    # (tens of ms). Give it the parser's own basic lexer, built and checked once.
+    frontend_lexer = getattr(parser.parser, "lexer", None)
+    parser.lexer = getattr(frontend_lexer, "lexer", frontend_lexer)
+    return parser
 
 
 def _token_span(tok: Token, file: str | None = None) -> ast.Span:
@@ -131,7 +148,8 @@ def source_text(text: str | bytes, filename: str | None = None) -> str:
 
 
 def _normalise(text: str) -> str:
-    text = text.removeprefix("\ufeff")
+    if text.startswith("\ufeff"):
+        text = text[1:]
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -266,7 +284,7 @@ class _ToAST(Transformer):
         choice = self.value_choice(meta, values)
         # the span ends before the 'x', like a COUNT's
         end = ast.Span(close.line, close.column, close.end_line, close.end_column - 1, self.file)
-        return replace(choice, span=_join(choice.span, end))
+        return replace(choice, span=_join(_span(meta, self.file), end))
 
     def range(self, meta, children):
         low, high, *options = children

@@ -33,8 +33,7 @@ from archdsl.spec.model import (
     SharedNode,
     Spec,
 )
-from archdsl.syntax.roll import Run
-from archdsl.syntax.roll import roll as roll_items
+from archdsl.syntax.roll import Run, roll as roll_items
 
 WIDTH = 96  # the stack wraps between top-level items past this many characters
 _ALWAYS = ("d_model", "vocab")

@@ -85,8 +85,8 @@ def test_size_equals_brute_force_and_every_layout_fixes(text):
 
 
 def test_every_kind_of_choice_samples_through_optuna():
-    text = HEAD + (
-        "let mixer = {ssm state={16..64 step=16}, attn window={16, 32}, gdn}\n"
+    text = "model d_model=64 vocab=100 norm_eps={1e-6..1e-4 log}\n" + (
+        "let mixer = {ssm state={16..64 step=16}, attn window={16, 32}, gdn, moe experts={2..16 log}}\n"
         "let w = {128, 256}\n"
         "{1, 2}x(mixer mlp hidden=w) 2x each({conv, rglru}) attn window=w"
     )
@@ -101,8 +101,12 @@ def test_every_kind_of_choice_samples_through_optuna():
         if trial.params["mixer"] != "attn":
             assert "mixer.attn.window" not in trial.params  # conditional: drawn only when active
         seen.add(str(spec))
+        assert 1e-6 <= spec.model.norm_eps <= 1e-4 and spec.model.norm_eps == trial.params["model.norm_eps"]
         study.tell(trial, 0.0)
     assert len(seen) > 10
+    kinds = {site.name: type(site.distribution).__name__ for site in space.sites}
+    assert kinds["model.norm_eps"] == "FloatDistribution" and space.sites[0].distribution.log
+    assert kinds["mixer.moe.experts"] == "IntDistribution" and kinds["mixer"] == "CategoricalDistribution"
 
 
 def test_site_names_and_conditions():
@@ -169,6 +173,10 @@ def test_infeasible_combination_names_sites_and_values():
     message = str(info.value)
     assert "attn.heads=4" in message and "attn.kv_heads=8" in message
     assert info.value.sites == ("attn.heads", "attn.kv_heads")
+    listed = list(space.layouts())
+    assert [layout.error is not None for layout in listed] == [False, False, False, True]
+    assert "kv_heads" in listed[-1].error and listed[-1].params == {"attn.heads": 4, "attn.kv_heads": 8}
+    assert len(list(space.layouts(budget="params<=10M"))) == 3  # under a budget: skipped
     assert isinstance(info.value, ArchDSLError)
 
 
@@ -187,3 +195,48 @@ def test_match_refuses_a_layout_outside_the_space():
     assert space.match(archdsl.parse(HEAD + "ssm ssm ssm ssm")) == {"repeat": 4}
     with pytest.raises(SpaceError, match="not a point of the search space"):
         space.match(archdsl.parse(HEAD + "3x(ssm)"))
+
+
+def test_sample_with_a_budget_refuses_a_layout_over_it():
+    from archdsl.space import OverBudgetError
+
+    space = archdsl.parse_space(HEAD + "{1, 8}x(attn mlp)")
+    small = space.sample(optuna.trial.FixedTrial({"repeat": 1}), budget="params<=100K")
+    assert archdsl.cost(small).params <= 100_000
+    with pytest.raises(OverBudgetError) as info:
+        space.sample(optuna.trial.FixedTrial({"repeat": 8}), budget=archdsl.Budget.parse("params<=100K"))
+    assert info.value.params == {"repeat": 8}
+    assert not info.value.check.ok and "params<=100K" in str(info.value)
+    assert info.value.spec == space.fix({"repeat": 8})
+
+
+def test_layouts_under_a_budget_are_those_the_budget_allows():
+    from archdsl.space.enumerate import Tally
+
+    space = archdsl.parse_space(HEAD + "{1, 2, 4}x({ssm, attn, conv} mlp hidden={64, 256})")
+    budget = archdsl.Budget.parse("params<=150K state@4k<=256KiB")
+    everything = list(space.layouts())
+    assert len(everything) == space.size == 18
+    expected = [layout.params for layout in everything if budget.check(layout.spec).ok]
+    tally = Tally()
+    within = list(space.layouts(budget, tally=tally))
+    assert [layout.params for layout in within] == expected
+    assert 0 < len(expected) < 18 and (tally.total, tally.within, tally.over) == (18, len(expected), 18 - len(expected))
+    for layout in within:
+        assert layout.cost.params == archdsl.cost(space.fix(layout.params)).params
+
+
+def test_size_is_exact_for_spaces_too_large_to_list():
+    assert archdsl.parse_space(HEAD + "100x each({ssm, attn, conv})").size == 3**100
+    assert archdsl.parse_space(HEAD + "{1..300}x each({ssm, conv})").size == sum(2**c for c in range(1, 301))
+    assert archdsl.parse_space(HEAD + "ssm state={16..1024 step=16} attn window={1..4096}").size == 64 * 4096
+    assert archdsl.parse_space("model norm_eps={1e-6..1e-4 log}\nssm").size == float("inf")
+    with pytest.raises(SpaceError, match=f"cannot list {2**100:,} layouts: the limit is 100,000"):
+        next(iter(archdsl.parse_space(HEAD + "100x each({ssm, conv})").layouts()))
+
+
+def test_keyword_settings_override_the_header_and_its_choices():
+    space = archdsl.parse_space("model d_model={64, 128} vocab=100\n{ssm, conv}", d_model=64)
+    assert [s.name for s in space.sites] == ["{ssm,conv}"] and space.size == 2
+    assert space.fix({"{ssm,conv}": "ssm"}).model.d_model == 64
+    assert archdsl.parse_space(str(space)) == space

@@ -77,7 +77,7 @@ def test_layer_nodes_hold_complete_parameters():
             "model widht=512\nssm", "did you mean 'width'|unknown model setting 'widht'", id="unknown-setting"
         ),
         pytest.param("let a = ssm\nlet a = mlp\na", "defined twice", id="let-twice"),
-        pytest.param("let a = ssm b\nlet b = mlp a\na", "defined in terms of itself", id="let-cycle"),
+        pytest.param("let a = ssm b\nlet b = mlp a\na", "'b' is defined later", id="let-cycle"),
         pytest.param("let b = ssm\nb state=3", "takes no parameters", id="let-with-params"),
         pytest.param("shared(ssm shared(mlp))", "cannot be nested", id="nested-shared"),
         pytest.param("(ssm | (attn | mlp))", "cannot stand inside a parallel branch", id="parallel-in-branch"),

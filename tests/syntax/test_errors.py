@@ -276,10 +276,10 @@ CASES = [
     pytest.param(
         "let a = b\nlet b = mlp a\na",
         ResolveError,
-        r"'a' is defined in terms of itself \(a -> b -> a\)",
-        2,
-        13,
-        id="recursive-let-indirect",
+        r"'b' is defined later \(at 2:1\); a let can use only the lets defined above it",
+        1,
+        9,
+        id="let-uses-a-later-let",
     ),
     pytest.param(
         "let b = ssm\nb state=4",
