@@ -118,6 +118,8 @@ def _transient(err: BaseException) -> bool:
     """True when ``err`` (or what caused it) says the database could not be reached."""
     import sqlalchemy.exc as sa
 
+    if isinstance(err, StorageUnavailable):
+        return False  # an inner call already waited its full patience
     seen = 0
     while err is not None and seen < 8:
         if isinstance(err, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)):
@@ -181,6 +183,8 @@ _CALLS = (
     "get_trial_number_from_id", "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
     "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials",
     "get_best_trial", "record_heartbeat", "_get_stale_trial_ids",
+    # the private calls Optuna's cache layer (_CachedStorage) makes on its backend
+    "_create_new_trial", "_get_best_trial_id", "_get_trials", "_set_trial_param",
 )  # fmt: skip
 for _name in _CALLS:
     setattr(ResilientRDBStorage, _name, _patient(_name, getattr(RDBStorage, _name)))

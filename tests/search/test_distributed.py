@@ -81,3 +81,20 @@ def test_a_worker_stops_at_the_studys_deadline_and_when_nothing_is_left():
     assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat()) == "done"
     assert ran == [0, 1, 2]
     assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat()) == "done" and len(ran) == 3
+
+
+def test_every_database_call_of_optunas_cache_layer_is_patient():
+    """Optuna wraps an RDBStorage in _CachedStorage, which calls some private methods of its
+    backend: each that talks to the database must wait out a restart like the public ones
+    (a missed one failed a worker in the database-restart fault test)."""
+    import inspect
+    import re
+
+    from optuna.storages import _cached_storage
+
+    from archdsl.search.storages import ResilientRDBStorage
+
+    called = set(re.findall(r"_backend\.(\w+)\(", inspect.getsource(_cached_storage)))
+    local = {"get_heartbeat_interval", "get_heartbeat_stale_trial_callback"}  # settings, no query
+    for name in sorted(called - local):
+        assert getattr(ResilientRDBStorage, name) is not getattr(optuna.storages.RDBStorage, name), name
