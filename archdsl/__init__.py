@@ -10,8 +10,8 @@ from archdsl.api import build, load, parse, to_graph
 from archdsl import cost  # a callable package: archdsl.cost(spec, seq_len=...)
 from archdsl.cost import Budget
 from archdsl.errors import ArchDSLError
-from archdsl import tasks, train  # train is callable: archdsl.train(spec, task, ...)
 from archdsl.space import Space, load_space, parse_space
+from archdsl import tasks, train  # train is callable: archdsl.train(spec, task, ...)
 
 
 def from_hf(model_or_config):

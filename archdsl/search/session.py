@@ -3,6 +3,9 @@ shows them (live panel, JSON lines or quiet). Returns the summary as a dict.
 
     >>> from archdsl.search import search, load_recipe
     >>> summary = search(load_recipe("search/quickstart.toml"), display="quiet")   # doctest: +SKIP
+
+With several workers the trials run in spawned processes, so a script that calls ``search``
+needs the usual ``if __name__ == "__main__":`` guard (``multiprocessing``'s rule).
 """
 
 from __future__ import annotations

@@ -59,6 +59,17 @@ class Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in (self.inputs, self.targets, self.mask)))
 
 
+def in_chunks(n: int, elements_per_example: int, draw) -> Batch:
+    """``draw(k)`` for chunks of at most ``k`` examples, concatenated: generators that build a
+    (pairs x pairs) or (pairs x keys) table per example stay within ~16M elements at a time
+    (MAD's longest settings would otherwise ask for gigabytes)."""
+    size = max(1, 2**24 // max(1, elements_per_example))
+    if n <= size:
+        return draw(n)
+    parts = [draw(min(size, n - start)) for start in range(0, n, size)]
+    return Batch(*(torch.cat([getattr(p, f) for p in parts]) for f in ("inputs", "targets", "mask")))
+
+
 def shift(tokens: torch.Tensor, answers: torch.Tensor) -> Batch:
     """A batch from whole sequences (n, T+1) and a mask of their answer tokens (n, T+1): the
     model reads tokens[:, :-1] and predicts tokens[:, 1:], scored where the predicted token is
@@ -117,20 +128,28 @@ class Task(ABC):
 
     def train_batches(self, batch: int, seed: int) -> Iterator[Batch]:
         """Endless training batches of ``batch`` examples from ``seed``: fresh draws, or shuffled
-        epochs over a fixed training set of ``train_examples``."""
-        generator = torch.Generator().manual_seed(seed)
+        epochs over a fixed training set of ``train_examples`` (kept for the next run with the
+        same settings and seed: a search trains many layouts on one set)."""
         size = getattr(self.settings, "train_examples", None)
         if size is None:
+            generator = torch.Generator().manual_seed(seed)
             while True:
                 yield self.generate(batch, generator)
-        data = self.generate(size, generator)
+        key = (type(self), self.settings, seed)
+        data = _train_sets.pop(key, None)
+        if data is None:
+            data = self.generate(size, torch.Generator().manual_seed(seed))
+        _train_sets[key] = data  # the most recent last
+        while len(_train_sets) > TRAIN_SETS_KEPT:
+            _train_sets.pop(next(iter(_train_sets)))
+        shuffle = torch.Generator().manual_seed(seed + 1)  # the order of the examples, epoch after epoch
         while True:
-            order = torch.randperm(size, generator=generator)
+            order = torch.randperm(size, generator=shuffle)
             # the last partial batch of an epoch is dropped, as DataLoader(drop_last=True) does
             for start in range(0, size - batch + 1, batch):
                 yield data[order[start : start + batch]]
             if batch > size:
-                yield data[torch.randint(size, (batch,), generator=generator)]
+                yield data[torch.randint(size, (batch,), generator=shuffle)]
 
     def evaluate(self, logits: torch.Tensor, batch: Batch) -> dict[str, float]:
         """Sums over the scored positions of one chunk; :meth:`finish` turns them into metrics."""
@@ -146,6 +165,11 @@ class Task(ABC):
     def finish(self, sums: dict[str, float]) -> dict[str, float]:
         count = max(sums["count"], 1.0)
         return {"loss": sums["loss"] / count, "accuracy": sums["correct"] / count}
+
+
+# training sets of the last few (task, settings, seed), generated once per process
+TRAIN_SETS_KEPT = 4
+_train_sets: dict[tuple, Batch] = {}
 
 
 # ---- the registry --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field, model_validator
 
-from archdsl.tasks._base import Batch, SyntheticSettings, Task, register_task, shift
+from archdsl.tasks._base import Batch, SyntheticSettings, Task, in_chunks, register_task, shift
 
 
 class RecallSettings(SyntheticSettings):
@@ -62,6 +62,32 @@ class FuzzyRecallSettings(RecallSettings):
         return self
 
 
+def first_occurrence(ids: torch.Tensor) -> torch.Tensor:
+    """For ids (n, P): the index of the first position of each row holding the same id (a
+    stable sort groups equal ids with the earliest first; O(P log P) per row, not P x P)."""
+    order = ids.argsort(dim=1, stable=True)
+    ranked = ids.gather(1, order)
+    starts = torch.ones_like(ranked, dtype=torch.bool)
+    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    positions = torch.arange(ids.shape[1]).expand_as(ids)
+    group_start = torch.where(starts, positions, 0).cummax(dim=1).values
+    first_sorted = order.gather(1, group_start)
+    return torch.empty_like(order).scatter_(1, order, first_sorted)
+
+
+def distinct_motifs(n: int, pairs: int, size: int, choices: int, g: torch.Generator) -> torch.Tensor:
+    """(n, pairs, size) tokens in 0..choices-1, distinct within each motif: each next token is
+    drawn among the values not taken yet (skipping the taken ones in increasing order)."""
+    out = torch.empty(n, pairs, size, dtype=torch.long)
+    for j in range(size):
+        token = torch.randint(choices - j, (n, pairs), generator=g)
+        if j:
+            for taken in out[..., :j].sort(-1).values.unbind(-1):
+                token += token >= taken
+        out[..., j] = token
+    return out
+
+
 def pair_stream(
     n: int, pairs: int, keys: int, values: int, frac_noise: float, noise: tuple[int, int], g: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,10 +100,9 @@ def pair_stream(
     is_noise = torch.rand(n, body, generator=g) < frac_noise
     keep = torch.randint(body, (n, 1), generator=g)  # one pair is never noise: the query needs a key
     is_noise.scatter_(1, keep, False)
-    # a key was shown before if an earlier non-noise pair had it
-    shown = torch.nn.functional.one_hot(key, keys) * (~is_noise)[..., None]
-    before = (shown.cumsum(1) - shown).gather(2, key[..., None])[..., 0] > 0
-    answer = before & ~is_noise
+    # a key was shown before if an earlier non-noise pair had it (noise pairs get ids of their own)
+    ids = torch.where(is_noise, keys + torch.arange(body), key)
+    answer = (first_occurrence(ids) < torch.arange(body)) & ~is_noise
     low, high = noise
     key = torch.where(is_noise, torch.randint(low, high, (n, body), generator=g), key)
     value = torch.where(is_noise, torch.randint(low, high, (n, body), generator=g), value)
@@ -110,9 +135,12 @@ class InContextRecall(Task):
 
     def generate(self, n: int, generator: torch.Generator, *, test: bool = False) -> Batch:
         frac, noise, clean = self._noise()
-        keys = clean // 2
-        tokens, answers = pair_stream(n, self.settings.seq_len // 2, keys, clean - keys, frac, noise, generator)
-        return shift(tokens, answers)
+        keys, pairs = clean // 2, self.settings.seq_len // 2
+
+        def draw(k: int) -> Batch:
+            return shift(*pair_stream(k, pairs, keys, clean - keys, frac, noise, generator))
+
+        return in_chunks(n, pairs, draw)
 
 
 @register_task
@@ -142,7 +170,13 @@ class FuzzyRecall(Task):
         return self.settings.seq_len
 
     def generate(self, n: int, generator: torch.Generator, *, test: bool = False) -> Batch:
-        s, g = self.settings, generator
+        pairs = (self.settings.seq_len + 1 - self.settings.k_motif - self.settings.v_motif) // 2 + 1
+        return in_chunks(
+            n, pairs * (self.settings.k_motif + self.settings.v_motif), lambda k: self._draw(k, generator, test)
+        )
+
+    def _draw(self, n: int, g: torch.Generator, test: bool) -> Batch:
+        s = self.settings
         pad = s.vocab - 1
         keys = pad // 2  # key tokens 0..keys-1, value tokens keys..pad-1
         total = s.seq_len + 1  # tokens before the shift
@@ -151,8 +185,8 @@ class FuzzyRecall(Task):
         pairs = room // 2 + 1  # enough pairs to fill the room, whatever their sizes
 
         # motifs: distinct tokens per motif, a size per pair
-        k_tok = torch.rand(n, pairs, keys, generator=g).argsort(-1)[..., : s.k_motif]
-        v_tok = torch.rand(n, pairs, pad - keys, generator=g).argsort(-1)[..., : s.v_motif] + keys
+        k_tok = distinct_motifs(n, pairs, s.k_motif, keys, g)
+        v_tok = distinct_motifs(n, pairs, s.v_motif, pad - keys, g) + keys
         if test:
             k_len = torch.full((n, pairs), s.k_motif)
         else:
@@ -163,8 +197,7 @@ class FuzzyRecall(Task):
         digits = torch.where(slot < k_len[..., None], k_tok + 1, 0)
         k_id = (digits * (keys + 1) ** slot).sum(-1)
         # a repeated key takes the value of its first appearance (value tokens and size)
-        same = k_id[:, :, None] == k_id[:, None, :]
-        first = same.int().argmax(-1)  # (n, pairs): index of the first pair with this key
+        first = first_occurrence(k_id)  # (n, pairs): index of the first pair with this key
         v_tok = v_tok.gather(1, first[..., None].expand_as(v_tok))
         v_len = v_len.gather(1, first)
         seen = first < torch.arange(pairs)

@@ -12,9 +12,10 @@ import sys
 
 from archdsl.train._loop import train
 from archdsl.train._result import TrainEvent, TrainResult
+from archdsl.train._save import save_run
 from archdsl.train._settings import TrainError, TrainSettings
 
-__all__ = ["TrainError", "TrainEvent", "TrainResult", "TrainSettings", "train"]
+__all__ = ["TrainError", "TrainEvent", "TrainResult", "TrainSettings", "save_run", "train"]
 
 
 class _CallablePackage(type(sys.modules[__name__])):

@@ -64,7 +64,9 @@ def train(
         with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
             torch.manual_seed(s.seed)
             model = build(graph)
-        return _run(model, task, s, device, autocast_dtype, callback, progress)
+        result = _run(model, task, s, device, autocast_dtype, callback, progress)
+        result.spec = str(spec)
+        return result
     finally:
         torch.set_num_threads(threads_before)
 
@@ -91,6 +93,8 @@ def _run(model, task: Task, s: TrainSettings, device, autocast_dtype, callback, 
     status, reason, done = "finished", None, 0
     curve: list[dict[str, float]] = []
     metrics: dict[str, float] = {}
+    # train_time counts optimizer steps after the first (which pays for lazy initialisation and,
+    # with compile, for compiling); evaluation is never counted
     train_time, loss_sum, loss_count = 0.0, 0.0, 0
     model.train()
     for step in range(s.steps):
@@ -118,13 +122,14 @@ def _run(model, task: Task, s: TrainSettings, device, autocast_dtype, callback, 
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         loss_sum, loss_count = loss_sum + value, loss_count + 1
-        train_time += time.perf_counter() - tick
+        if step > 0:
+            train_time += time.perf_counter() - tick
         if progress is not None:
             progress(done, value)
         if done % s.eval_interval == 0 or done == s.steps:
             metrics = evaluate()
             model.train()
-            speed = done * tokens_per_step / train_time if train_time else 0.0
+            speed = _speed(done, tokens_per_step, train_time)
             elapsed = time.perf_counter() - start
             curve.append({"step": done, "train_loss": loss_sum / loss_count, **metrics, "elapsed_s": elapsed})
             event = TrainEvent(done, dict(metrics), elapsed, loss_sum / loss_count, speed)
@@ -143,7 +148,7 @@ def _run(model, task: Task, s: TrainSettings, device, autocast_dtype, callback, 
         metrics=metrics,
         best=_best(curve, metrics, task.metrics),
         curve=curve,
-        tokens_per_s=done * tokens_per_step / train_time if train_time else 0.0,
+        tokens_per_s=_speed(done, tokens_per_step, train_time),
         peak_mem_bytes=_peak_memory(device),
         wall_s=time.perf_counter() - start,
         params=params,
@@ -155,6 +160,11 @@ def _run(model, task: Task, s: TrainSettings, device, autocast_dtype, callback, 
     )
 
 
+def _speed(done: int, tokens_per_step: int, train_time: float) -> float:
+    """Training tokens per second over the steps after the first."""
+    return (done - 1) * tokens_per_step / train_time if done > 1 and train_time > 0 else 0.0
+
+
 def _masked_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Mean cross-entropy over the scored positions (the answers), in float32."""
     return F.cross_entropy(logits[batch.mask].float(), batch.targets[batch.mask])
@@ -162,7 +172,7 @@ def _masked_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 @torch.no_grad()
 def _evaluate(forward, task: Task, chunk: int, device, autocast) -> dict[str, float]:
-    forward.eval() if hasattr(forward, "eval") else None
+    forward.eval()  # a compiled model is a module too
     test = task.test_set()
     sums: dict[str, float] = {}
     for start in range(0, len(test), chunk):

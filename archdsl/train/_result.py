@@ -43,6 +43,7 @@ class TrainResult:
     wall_s: float
     params: int
     task: str = ""
+    spec: str = ""  # the canonical text of the trained model (its d_model and vocab included)
     main_metric: str = ""
     directions: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -63,6 +64,7 @@ class TrainResult:
                 "wall_s": self.wall_s,
                 "params": self.params,
                 "task": self.task,
+                "spec": self.spec,
                 "main_metric": self.main_metric,
                 "directions": self.directions,
                 "settings": self.settings,

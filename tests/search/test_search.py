@@ -234,3 +234,12 @@ batch = 8
 objectives = { accuracy = "max", "state@1k" = "min" }
 baselines = ["2x(attn heads=2)"]
 """
+
+
+def test_any_optuna_storage_url_and_the_timeout(tmp_path, tiny):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    summary = search(tiny(study={"trials": 5}), out=tmp_path, storage=url, display="quiet", timeout=0.001)
+    assert summary["storage"] == url and not (tmp_path / "study.log").exists()
+    # the deadline passed during the first trial: no other trial started
+    assert [t.state for t in load(summary).trials] == [TrialState.COMPLETE]
+    assert load(summary).user_attrs["recipe"]["study"]["trials"] == 5

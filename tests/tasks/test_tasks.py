@@ -233,3 +233,21 @@ def test_bad_names_and_settings_say_what_is_wrong(name, settings, message):
 
 def test_settings_from_the_command_line_are_strings():
     assert get_task("mqar", pairs="4", seq_len="32", vocab="64").settings.pairs == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("mad/in_context_recall", {"vocab": 128, "seq_len": 1024, "train_examples": 800}),
+        ("mad/noisy_recall", {"vocab": 144, "seq_len": 1024, "frac_noise": 0.8}),
+        ("mad/fuzzy_recall", {"vocab": 128, "seq_len": 1024}),
+        ("mad/selective_copying", {"vocab": 128, "seq_len": 1024, "to_copy": 96}),
+        ("mad/compression", {"vocab": 128, "seq_len": 256}),
+        ("mad/memorization", {"vocab": 8192}),
+    ],
+)
+def test_mads_hardest_settings_generate(name, settings):
+    task = get_task(name, **settings)
+    batch = draw(task, n=4)
+    assert batch.inputs.shape == (4, task.seq_len) and int(batch.inputs.max()) < task.vocab_size
+    assert batch.mask.any(dim=1).all()
