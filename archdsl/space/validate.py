@@ -272,7 +272,9 @@ class _CachingResolver(_Resolver):
         self.cache = cache
 
     def _layer(self, call: ast.Call):
-        key = (call.name, tuple((p.key, type(p.value), p.value) for p in call.params), self.model)
+        # the span is part of the key: equal calls at different places keep their own spans,
+        # which pictures and error messages point with (layouts repeat the same call sites)
+        key = (call.span, call.name, tuple((p.key, type(p.value), p.value) for p in call.params), self.model)
         node = self.cache.get(key)
         if node is None:
             node = super()._layer(call)

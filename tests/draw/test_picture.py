@@ -225,3 +225,15 @@ def test_show_draws_a_space_with_its_sites(tmp_path):
     assert "repeat: 2 | 4" in svg and "mlp | moe" in svg
     plain = CliRunner().invoke(app, ["show", "-e", "2x(ssm mlp)", "--format", "svg"])
     assert plain.exit_code == 0 and "repeat:" not in plain.stdout
+
+
+def test_a_let_choice_highlights_the_blocks_it_decides():
+    """A named choice used inside a repeat outlines its own blocks, not the equal calls beside
+    it (sampling must keep each call's own source span)."""
+    from archdsl.draw.sites import space_layout
+
+    space = archdsl.parse_space("let mixer = {ssm, attn}\n2x(3x(ssm mlp) mixer mlp)", d_model=64, vocab=64)
+    spec, highlights = space_layout(space)
+    by_name = {h.name: h.positions for h in highlights}
+    assert by_name["mixer"] == (6, 14)
+    assert [layer.type for layer in spec.layers()][6] == "ssm"
