@@ -175,7 +175,8 @@ def start_workers(
     run: Run, *, until_total: int, workers: int, deadline: float | None, seed_base: int, device: str | None
 ):
     """Start ``workers`` processes (spawned: a clean interpreter each, no copied torch state)
-    that run trials until the study holds ``until_total``."""
+    that run trials until the study has the target stored in it (``until_total`` is kept for
+    callers; the stored target decides)."""
     context = multiprocessing.get_context("spawn")
     procs = []
     gpus = _gpu_count() if device == "cuda" else 0
