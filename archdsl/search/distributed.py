@@ -229,6 +229,7 @@ def work(
     passes ("time"), or a signal asks to stop ("SIGTERM" / "SIGINT")."""
     stop = StopSignals()
     guarded = GuardedObjective(objective, heartbeat.retries, stop)
+    started = 0
     with stop.installed():
         while True:
             if stop.requested:
@@ -238,12 +239,16 @@ def work(
             if tally.done:
                 return "done"
             now = time.time()
-            if (tally.deadline is not None and now >= tally.deadline) or (deadline is not None and now >= deadline):
+            expired = any(d is not None and now >= d for d in (tally.deadline, deadline))
+            # like Optuna's optimize(timeout=...), a worker that `archdsl search` started (it passes
+            # its deadline) starts one trial whatever the time; a worker that joins later does not
+            if expired and (started or deadline is None):
                 return "time"
             if tally.waiting == 0 and tally.free <= 0:
                 # every slot is held by a running trial: wait, since one may die and be retried
                 time.sleep(poll)
                 continue
+            started += 1
             try:
                 study.optimize(
                     guarded, n_trials=1, catch=(TrialFailed,), callbacks=list(callbacks), gc_after_trial=False

@@ -77,6 +77,10 @@ def test_a_worker_stops_at_the_studys_deadline_and_when_nothing_is_left():
     ran = []
     study.set_user_attr(DEADLINE_ATTR, 0.0)  # long past
     assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat()) == "time"
+    assert ran == []  # a worker that joins after the deadline starts nothing
+    # the workers `archdsl search` starts (they pass their deadline) start one trial, as optimize(timeout=) does
+    assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat(), deadline=0.0) == "time"
+    assert ran == [0]
     set_target(study, trials=3, timeout=None, retries=2)
     assert work(study, lambda t: ran.append(t.number) or 1.0, heartbeat=Heartbeat()) == "done"
     assert ran == [0, 1, 2]
