@@ -5,7 +5,7 @@
 
 Prints training tokens/s (forward + backward, float32, d_model 256, 4 layers) for
 `4x(ssm)` vs Mamba2ForCausalLM's torch path and `4x(attn mlp)` vs LlamaForCausalLM with SDPA,
-at 2,048 tokens and 8,192 tokens (batch 1), the ratios, and the decode latency per token
+at 1 x 2,048, 2 x 2,048 and 1 x 8,192 tokens, the ratios, and the decode latency per token
 of each model at several context lengths.
 """
 
@@ -88,14 +88,17 @@ def main() -> None:
     print("training (forward + backward), tokens/s, medians of alternating steps in one process")
     print(f"{'model':<14}{'tokens':>8}{'batch':>6}{'transformers':>14}{'archdsl':>10}{'ratio':>8}")
     for kind, label in (("mamba2", "4x(ssm)"), ("llama", "4x(attn mlp)")):
-        for seq in (2048, 8192):
-            case = {"what": "train", "kind": kind, "seq": seq, "batch": 1, "repeats": repeats}
+        for seq, batch in ((2048, 1), (2048, 2), (8192, 1)):
+            case = {"what": "train", "kind": kind, "seq": seq, "batch": batch, "repeats": repeats}
             r = run_case(Path(__file__), case, timeout=1800)
             if "error" in r:
-                print(f"{label:<14}{seq:>8}{1:>6}  failed: {r['error']}", flush=True)
+                print(f"{label:<14}{seq:>8}{batch:>6}  failed: {r['error']}", flush=True)
                 continue
             ratio = r["archdsl"] / r["transformers"]
-            print(f"{label:<14}{seq:>8}{1:>6}{r['transformers']:>14.0f}{r['archdsl']:>10.0f}{ratio:>7.2f}x", flush=True)
+            print(
+                f"{label:<14}{seq:>8}{batch:>6}{r['transformers']:>14.0f}{r['archdsl']:>10.0f}{ratio:>7.2f}x",
+                flush=True,
+            )
     print("\ndecode latency per token (ms), batch 1, median of 64 steps after 8")
     contexts = (1024, 4096) if args.quick else (1024, 4096, 16384)
     print(f"{'model':<14}{'context':>8}{'transformers':>14}{'archdsl':>10}")

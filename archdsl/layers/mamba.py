@@ -7,7 +7,8 @@ channel (softplus of it plus its bias); the selective scan with a decay ``exp(dt
 and state index (see :mod:`archdsl.layers.selective_scan`); a skip ``D * x``; the gate
 ``* silu(z)``; an output projection.
 
-``forward`` runs the chunked parallel scan; ``reference=True`` the loop over time.
+``forward`` runs the blocked scan of :func:`~archdsl.layers.selective_scan.selective_scan_chunked`
+(states kept every ``chunk`` tokens for backward); ``reference=True`` the loop over time.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class MambaParams(LayerParams):
     expand: int = Field(2, ge=1, le=16, description="inner width as a multiple of d_model")
     conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv on x")
     dt_rank: int | None = Field(None, ge=1, description="rank of the dt projection (default ceil(d_model / 16))")
-    chunk: int = Field(64, ge=1, le=4096, description="tokens per chunk of the chunked scan (speed and memory only)")
+    chunk: int = Field(
+        16, ge=1, le=4096, description="tokens between the states kept for backward (speed and memory only)"
+    )
 
     def resolve(self, model: ModelSettings) -> MambaParams:
         if self.dt_rank is None:
@@ -144,17 +147,24 @@ class Mamba(nn.Module):
         Tp = -(-T // sub) * sub  # padded to whole sub-chunks
         chunk = max(sub, p.chunk // sub * sub)
         n = -(-Tp // chunk)
-        scan = scan_flops_per_token(E, N, sub, chunk) * Tp / T + 2 * K * E
+        # the conv's multiply-adds (2 K per channel), dt x per channel (1, before padding) and the
+        # scan over the padded tokens (see scan_flops_per_token)
+        scan = scan_flops_per_token(E, N) * Tp / T + E + 2 * K * E
         # one step: the products, the conv, and per state element the decay exp(dt A) (a multiply,
         # an exp), the input dt x B, the update (a multiply-add) and the read-out (a multiply-add)
         decode = matmul + 2 * K * E + 7 * E * N
         state = (E * (K - 1) + E * N) * ctx.state_bytes
         # Kept for backward, elements per token, counted from the autograd graph (the test checks
-        # it): input and projection (d + 2E); conv input, pre-activation and output (3E); x_proj
-        # output (R + 2N); dt_proj output and dt (2E); skip sum, silu(z), gated output (3E); the
-        # scan's inputs dt x, dt, B, C (2E + 2N, over the Tp padded tokens); the state entering
-        # each of its n chunks (n E N per sequence: the scan recomputes the rest in backward).
-        per_token = d + 2 * E + 3 * E + R + 2 * N + 2 * E + 3 * E + (Tp / T) * (2 * E + 2 * N) + n * E * N / T
+        # it): input and in_proj output (d + 2E); the conv's zero-padded input, pre-activation and
+        # output (3E + (K - 1) E / T); x_proj output, of which dt's low rank, B and C are views
+        # (R + 2N); dt_proj output and dt (2E); skip sum, silu(z), gated output (3E); the scan's
+        # own copies: dt x (E) or, when T is padded, padded dt x, dt, B and C (2E + 2N per padded
+        # token); the state entering each of its n chunks (n E N per sequence: the scan
+        # recomputes the rest in backward); A and exp(A_log) (2 E N, once per call). Float32
+        # copies of narrower inputs are counted at act_bytes too.
+        scan_inputs = E if Tp == T else (Tp / T) * (2 * E + 2 * N)
+        per_token = d + 2 * E + 3 * E + (K - 1) * E / T + R + 2 * N + 2 * E + 3 * E + scan_inputs
+        per_token += (n + 2) * E * N / T
         return Cost(
             params=n_params,
             matmul_flops=float(matmul),
@@ -165,22 +175,12 @@ class Mamba(nn.Module):
         )
 
 
-def scan_flops_per_token(E: int, N: int, sub: int, chunk: int) -> float:
-    """Forward FLOPs per token of :func:`selective_scan_chunked` (sub-chunks of ``sub`` tokens in
-    chunks of ``chunk``).
-
-    Per state element (E N of them): dt A and its exp (2), dt x B (1); within sub-chunks, each
-    doubling step k = 1, 2, 4, .. < sub updates the last sub - k positions with a multiply-add on
-    u and a multiply on a (3 (sub - k) / sub); across the sub-chunks of a chunk the same on their
-    ends (3 ceil(log2(chunk / sub)) / sub) and the fix-up, a multiply-add (2); the read-out
-    against C, a multiply-add (2). Per channel: dt x (1). A sequential scan does the same work
-    without the doubling's log factor: the 9 B L D N estimate of state-spaces/mamba issue #110.
+def scan_flops_per_token(E: int, N: int) -> float:
+    """Forward FLOPs per (padded) token of :func:`selective_scan_chunked`, a sequential scan:
+    per state element (E N of them) the product dt A, its floor and its exp (3), the input
+    (dt x) B (1), the update a h + u (a multiply-add, 2) and the read-out against C (a
+    multiply-add, 2). Work on the weights once per call (A transposed and scaled) is not
+    counted. Compare the 9 B L D N estimate of state-spaces/mamba issue #110: dt x is formed
+    once per channel here, not per state element.
     """
-    steps = 0.0
-    k = 1
-    while k < sub:
-        steps += 3 * (sub - k) / sub
-        k *= 2
-    m = chunk // sub
-    carry = 3 * math.ceil(math.log2(m)) / sub if m > 1 else 0.0
-    return E * N * (3 + steps + carry + 2 + 2) + E
+    return 8.0 * E * N

@@ -1,154 +1,197 @@
-"""Mamba-1's selective scan as plain functions: a chunked parallel scan and a loop twin.
+"""Mamba-1's selective scan as plain functions: a blocked sequential scan and a loop twin.
 
 Per channel e and state index n, with ``dt`` (b, T, E) positive and ``A`` (E, N) negative::
 
     h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t        y_t = sum_n C_t[n] h_t[:, n]
 
-Unlike Mamba-2 the decay differs per (e, n), so there is no matrix form; the work is elementwise
-over (T, E, N). :func:`selective_scan_chunked` runs it without a Python loop over time:
+Unlike Mamba-2 the decay differs per (e, n), so there is no matrix form: an exact chunked form
+would need an (L x L) decay matrix per channel and state index, L times the work of the
+recurrence itself. The work is elementwise over (T, E, N), and on a CPU its speed is memory
+traffic, so :func:`selective_scan_chunked` runs the recurrence itself, as few passes over
+(T, E, N) as it needs, in blocks that stay in cache:
 
-* a first-order linear recurrence ``h_t = a_t h_{t-1} + u_t`` is an associative scan over pairs
-  ``(a, u)``, combined as ``(a2, u2) o (a1, u1) = (a2 a1, a2 u1 + u2)``; within sub-chunks of
-  ``SUB`` tokens it runs as a Hillis-Steele (doubling) scan, log2(SUB) steps, all sub-chunks at
-  once; the sub-chunks' end states follow the same recurrence (another doubling scan), and each
-  sub-chunk then adds ``(product of its a up to t) * (state entering it)``;
-* a Python loop runs over chunks of ``chunk`` tokens (64 by default: 32 iterations at 2,048
-  tokens), passing the state from one to the next, so that the (chunk, E, N) working tensors
-  stay in cache and (T, E, N) is never allocated;
-* backward loops over the chunks from the end, recomputes each chunk's states from the saved
-  state entering it, and runs the adjoint recurrence ``r_t = dh_t + a_{t+1} r_{t+1}`` with the
-  same scan reversed. Memory: the inputs and one (E, N) state per chunk, linear in T.
+* the state is kept as (N, E) per sequence (E contiguous), so that the read-out ``C_t h_t`` is a
+  batched row-vector-by-matrix product, and the decays and inputs are broadcast products;
+* the work goes in blocks of S tokens (at most ``SUB``) and g sequences, as many as keep a
+  block's (g, S, N, E) tensors within ``BLOCK_ELEMENTS`` (2 MiB, the size of a core's L2 cache
+  here; blocks four times larger ran three times slower per element): a block's decays
+  ``exp2(dt log2(e) A)`` and inputs ``dt x B`` are formed in one product each, its states by one
+  in-place multiply-add per token (``h_t = a_t h_{t-1} + u_t``), its read-out by one batched
+  product;
+* the state entering each chunk of ``chunk`` tokens is kept for backward, nothing else of
+  (T, E, N) size: backward goes through the chunks from the end, recomputes a chunk's states
+  from the state entering it (only the states entering its blocks, when a chunk holds several),
+  runs the adjoint recurrence ``r_t = dy_t C_t + a_{t+1} r_{t+1}`` block by block from the
+  chunk's end, recomputing each block's states, and reduces it to the gradients of dt x, dt, A,
+  B, C. With ``chunk`` equal to the block length (mamba's default of 16, when a block can hold 16
+  tokens) nothing is recomputed twice.
 
-Decays are products of numbers in (0, 1], never exponentials of differences, so nothing
-overflows; products below 1e-30 are set to zero (they are far below float32 resolution next to
-any term that is not decayed away, and denormal numbers would make CPUs tens of times slower).
+The sequence is padded with steps of dt = 0 (no decay, no input) to whole sub-chunks of
+``min(SUB, chunk, T)`` tokens. Decays are exponentials of ``dt A <= 0``, so nothing overflows;
+log decays are floored at ``FLOOR`` first: the exact values below it are far below float32
+resolution next to any term that is not decayed away, while below ``exp(-87)`` they would be
+denormal numbers, which many CPUs multiply tens of times slower.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-TINY = 1e-30  # decay products below this are zero (see the module docstring)
-FLOOR = -60.0  # log decays are floored here before exp (exp(-60) = 9e-27 < TINY)
-SUB = 16  # tokens per sub-chunk of the doubling scan inside a chunk
+SUB = 16  # tokens per sub-chunk: the sequence is padded to whole sub-chunks; blocks divide them
+BLOCK_ELEMENTS = 2**19  # at most this many elements in a block's (b, S, N, E) tensors (2 MiB in float32)
+LOG2E = math.log2(math.e)
+FLOOR = -60.0  # log decays are floored here before exp (exp(-60) = 9e-27)
 
 
-def _doubling_scan_(a: torch.Tensor, u: torch.Tensor, dim: int, reverse: bool = False) -> None:
-    """In place along ``dim``: u becomes the scan from the start (or the end) of that dim with a
-    zero state outside it, a the cumulative product of a from that side."""
-    length = a.shape[dim]
-    k = 1
-    while k < length:
-        head, tail = (slice(k, None), slice(None, -k)) if not reverse else (slice(None, -k), slice(k, None))
-        dst = (slice(None),) * dim + (head,)
-        src = (slice(None),) * dim + (tail,)
-        u[dst] += a[dst] * u[src]  # the product is formed before the add: reads old values
-        a[dst] = F.threshold_(a[dst] * a[src], TINY, 0.0)
-        k *= 2
+def _blocks(sub: int, b: int, NE: int) -> tuple[int, int]:
+    """(sequences, tokens) per block: the most tokens (a divisor of ``sub``), then the most
+    sequences, whose (sequences, tokens, N, E) tensors stay within BLOCK_ELEMENTS (at least 1 x 1)."""
+    S = max([s for s in range(1, sub + 1) if sub % s == 0 and s * NE <= BLOCK_ELEMENTS] or [1])
+    return max(1, min(b, BLOCK_ELEMENTS // (S * NE))), S
 
 
-def _chunked_scan(a: torch.Tensor, u: torch.Tensor, L: int, h0: torch.Tensor | None, reverse: bool = False):
-    """Scan ``h_t = a_t h_{t-1} + u_t`` (or, reversed, ``h_t = a_t h_{t+1} + u_t``) over dim 1 of
-    a, u (b, n L, E, N), consumed in place. Returns h (b, n L, E, N)."""
-    b, T, E, N = u.shape
-    n = T // L
-    a, u = a.view(b, n, L, E, N), u.view(b, n, L, E, N)
-    _doubling_scan_(a, u, 2, reverse)  # within chunks: u local scan, a cumulative decay
-    edge = 0 if reverse else -1
-    chunk_a, chunk_u = a[:, :, edge].clone(), u[:, :, edge].clone()  # (b, n, E, N)
-    if h0 is not None:
-        first = -1 if reverse else 0
-        chunk_u[:, first] += chunk_a[:, first] * h0
-    _doubling_scan_(chunk_a, chunk_u, 1, reverse)  # states leaving each chunk
-    # state entering each chunk: the one left by its neighbour (h0, or zero, at the edge)
-    entering = torch.zeros_like(chunk_u[:, :1]) if h0 is None else h0[:, None]
-    if reverse:
-        entering = torch.cat([chunk_u[:, 1:], entering], 1)
-    else:
-        entering = torch.cat([entering, chunk_u[:, :-1]], 1)
-    u.addcmul_(a, entering[:, :, None])
-    return u.view(b, T, E, N)
+def _decays(dt: torch.Tensor, A2: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``exp(dt A)`` of a block, dt (g, S, E), A2 = A^T log2(e) (N, E) -> (g, S, N, E)."""
+    return torch.mul(dt[:, :, None, :], A2, out=out).clamp_(min=FLOOR * LOG2E).exp2_()
 
 
-def _block_inputs(dtx, dt, A, B):
-    """Decays a and inputs u (b, l, E, N) of one chunk; consumed in place by the scan."""
-    a = torch.exp((dt[..., None] * A).clamp_(min=FLOOR))
-    return a, dtx[..., None] * B[:, :, None, :]
+def _inputs(B: torch.Tensor, dtx: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``u_t = dt_t x_t B_t`` of a block, B (g, S, N), dtx (g, S, E) -> (g, S, N, E)."""
+    return torch.mul(B[:, :, :, None], dtx[:, :, None, :], out=out)
+
+
+def _states_(a: torch.Tensor, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """In place: u (g, S, N, E) becomes the states h_t = a_t h_{t-1} + u_t from h (g, N, E).
+    Returns a copy of the last state."""
+    for a_t, u_t in zip(a.unbind(1), u.unbind(1)):
+        h = u_t.addcmul_(a_t, h)
+    return h.clone()
+
+
+def _forward(dtx, dt, A2, B, C, h, chunk: int, S: int, y):
+    """One group of sequences: y (g, T, E) written in place; returns the final state and the
+    states entering each chunk (g, n, N, E)."""
+    g, T, E = dt.shape
+    N = A2.shape[0]
+    a, u = dtx.new_empty(g, S, N, E), dtx.new_empty(g, S, N, E)
+    starts = []
+    for i in range(0, T, S):
+        j = i + S
+        if i % chunk == 0:
+            starts.append(h)
+        h = _states_(_decays(dt[:, i:j], A2, a), _inputs(B[:, i:j], dtx[:, i:j], u), h)
+        y[:, i:j] = torch.bmm(C[:, i:j].reshape(g * S, 1, N), u.view(g * S, N, E)).view(g, S, E)
+    return h, torch.stack(starts, 1)
+
+
+def _backward(dtx, dt, A2, At, B, C, starts, dy, carry, chunk: int, S: int, grads):
+    """One group of sequences: the gradients (ddtx, ddt, dA summed over the group's sequences and
+    tokens but not yet over (g, S), dB, dC) written in place; returns dL/d(initial state)."""
+    ddtx, ddt, dA, dB, dC = grads
+    g, T, E = dt.shape
+    N = A2.shape[0]
+    a, h, r = (dtx.new_empty(g, S, N, E) for _ in range(3))
+    for c in reversed(range(0, T, chunk)):
+        blocks = range(c, min(c + chunk, T), S)
+        # the state entering each block of the chunk, from the one entering the chunk
+        entering = [starts[:, c // chunk]]
+        for i in blocks[:-1]:
+            j = i + S
+            entering.append(_states_(_decays(dt[:, i:j], A2, a), _inputs(B[:, i:j], dtx[:, i:j], h), entering[-1]))
+        for i, h_in in zip(reversed(blocks), reversed(entering)):
+            j = i + S
+            _states_(_decays(dt[:, i:j], A2, a), _inputs(B[:, i:j], dtx[:, i:j], h), h_in)  # the block's states
+            # dC_t = sum_e dy_t h_t (r as scratch: products into preallocated buffers, then sums,
+            # as fresh temporaries of this size cost more than the products)
+            torch.sum(torch.mul(h, dy[:, i:j, None, :], out=r), -1, out=dC[:, i:j])
+            # the adjoint, from the block's end: r_t = dy_t C_t + a_{t+1} r_{t+1}
+            torch.mul(C[:, i:j, :, None], dy[:, i:j, None, :], out=r)
+            r[:, -1] += carry
+            a_next, r_next = a.unbind(1), r.unbind(1)
+            for s in reversed(range(S - 1)):
+                r_next[s].addcmul_(a_next[s + 1], r_next[s + 1])
+            carry = a[:, 0] * r[:, 0]  # dL/d(state entering the block)
+            # r is dL/du_t, with u_t = dtx_t B_t
+            ddtx[:, i:j] = torch.bmm(B[:, i:j].reshape(g * S, 1, N), r.view(g * S, N, E)).view(g, S, E)
+            # dL/d(log a_t) = r_t a_t h_{t-1}, into a; log a_t = dt_t A
+            a.mul_(r)
+            a[:, 1:].mul_(h[:, :-1])
+            a[:, 0].mul_(h_in)
+            torch.sum(torch.mul(r, dtx[:, i:j, None, :], out=h), -1, out=dB[:, i:j])  # h as scratch
+            dA.addcmul_(a, dt[:, i:j, None, :])
+            torch.sum(torch.mul(a, At, out=r), 2, out=ddt[:, i:j])
+    return carry
 
 
 class _SelectiveScan(torch.autograd.Function):
-    """y and the final state of the selective scan, chunk by chunk; backward recomputes each
-    chunk's states from the state entering it, so only those (n, E, N) are kept, not (T, E, N)."""
+    """y and the final state of the selective scan, in groups of sequences; backward recomputes
+    each chunk's states from the state entering it, so only those (n, N, E) per sequence are
+    kept, not (T, N, E)."""
 
     @staticmethod
     def forward(ctx, dtx, dt, A, B, C, h0, chunk: int, sub: int):
-        # dtx, dt (b, T, E); A (E, N); B, C (b, T, N); h0 (b, E, N); T a multiple of sub; float32
-        T = dt.shape[1]
-        y = torch.empty_like(dtx)
-        h, starts = h0, []
-        for s in range(0, T, chunk):
-            e = min(s + chunk, T)
-            starts.append(h)
-            a, u = _block_inputs(dtx[:, s:e], dt[:, s:e], A, B[:, s:e])
-            states = _chunked_scan(a, u, sub, h)  # (b, l, E, N)
-            y[:, s:e] = torch.einsum("bten,btn->bte", states, C[:, s:e])
-            h = states[:, -1].clone()
-        ctx.save_for_backward(dtx, dt, A, B, C, torch.stack(starts, 1))
-        ctx.chunk, ctx.sub = chunk, sub
-        return y, h
+        # dtx, dt (b, T, E); A (E, N); B, C (b, T, N); h0 (b, N, E); T a multiple of sub; float32
+        b, T, E = dt.shape
+        N = A.shape[1]
+        G, S = _blocks(sub, b, N * E)
+        A2 = (A.t() * LOG2E).contiguous()  # (N, E)
+        y = dtx.new_empty(b, T, E)
+        final, starts = [], []
+        for k in range(0, b, G):
+            part = slice(k, k + G)
+            h, kept = _forward(dtx[part], dt[part], A2, B[part], C[part], h0[part], chunk, S, y[part])
+            final.append(h)
+            starts.append(kept)
+        ctx.save_for_backward(dtx, dt, A, B, C, torch.cat(starts))
+        ctx.chunk, ctx.G, ctx.S = chunk, G, S
+        return y, torch.cat(final)
 
     @staticmethod
     def backward(ctx, dy, dfinal):
         dtx, dt, A, B, C, starts = ctx.saved_tensors
-        T, chunk = dt.shape[1], ctx.chunk
+        b, _, E = dt.shape
+        N, G, S = A.shape[1], ctx.G, ctx.S
+        At = A.t().contiguous()  # (N, E)
+        A2 = At * LOG2E
+        dy = dy.contiguous()
         ddtx, ddt, dB, dC = (torch.empty_like(t) for t in (dtx, dt, B, C))
-        dA = torch.zeros_like(A)
-        carry = dfinal  # dL/d(state leaving the chunk), from the chunks after it
-        for i, s in reversed(list(enumerate(range(0, T, chunk)))):
-            e = min(s + chunk, T)
-            h_in = starts[:, i]
-            a, u = _block_inputs(dtx[:, s:e], dt[:, s:e], A, B[:, s:e])
-            a_saved = a.clone()
-            h = _chunked_scan(a, u, ctx.sub, h_in)  # recomputed states (b, l, E, N)
-            a = a_saved
-            # the adjoint r_t = dh_t + a_{t+1} r_{t+1}, with dh_t = dy_t C_t and the carry at the end
-            dh = dy[:, s:e, :, None] * C[:, s:e, None, :]
-            dh[:, -1] += carry
-            a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], 1)
-            r = _chunked_scan(a_next, dh, ctx.sub, None, reverse=True)  # dL/du_t
-            dC[:, s:e] = torch.einsum("bte,bten->btn", dy[:, s:e], h)
-            dla = r * a  # dL/d(dt A) = r_t h_{t-1} a_t: da_t = r_t h_{t-1}, and da/d(log a) = a
-            dla[:, 1:] *= h[:, :-1]
-            dla[:, 0] *= h_in
-            ddt[:, s:e] = torch.einsum("bten,en->bte", dla, A)
-            dA += torch.einsum("bten,bte->en", dla, dt[:, s:e])
-            ddtx[:, s:e] = torch.einsum("bten,btn->bte", r, B[:, s:e])
-            dB[:, s:e] = torch.einsum("bten,bte->btn", r, dtx[:, s:e])
-            carry = r[:, 0] * a[:, 0]  # dL/d(state entering this chunk)
-        return ddtx, ddt, dA, dB, dC, carry, None, None
+        dA = dtx.new_zeros(min(G, b), S, N, E)  # summed over its first two dims at the end
+        dh0 = []
+        for k in range(0, b, G):
+            part = slice(k, k + G)
+            grads = (ddtx[part], ddt[part], dA[: min(G, b - k)], dB[part], dC[part])
+            args = (dtx[part], dt[part], A2, At, B[part], C[part], starts[part], dy[part], dfinal[part])
+            dh0.append(_backward(*args, ctx.chunk, S, grads))
+        return ddtx, ddt, dA.sum((0, 1)).t(), dB, dC, torch.cat(dh0), None, None
 
 
 def selective_scan_chunked(x, dt, A, B, C, *, chunk: int = 64, initial_state=None):
-    """The selective scan over a sequence, chunk by chunk, in float32 (``chunk`` is rounded down
-    to whole sub-chunks).
+    """The selective scan over a sequence, in float32, keeping for backward the state entering
+    each chunk of ``chunk`` tokens (rounded down to whole sub-chunks).
 
     x, dt (b, T, E), dt positive; A (E, N), negative; B, C (b, T, N); initial_state (b, E, N) or
     None. Returns y (b, T, E) in x's dtype (without the D skip) and the final state (b, E, N).
     """
     b, T, E = x.shape
-    L = min(SUB, chunk, T)
-    chunk = max(L, chunk // L * L)
-    pad = (-T) % L
+    N = A.shape[-1]
+    sub = min(SUB, chunk, T)
+    chunk = max(sub, chunk // sub * sub)
+    pad = (-T) % sub
     dt32 = dt.float()
     dtx = x.float() * dt32
     B, C = B.float(), C.float()
     if pad:  # padded steps have dt = 0: no decay, no input; their outputs are dropped
         dtx, dt32 = F.pad(dtx, (0, 0, 0, pad)), F.pad(dt32, (0, 0, 0, pad))
         B, C = F.pad(B, (0, 0, 0, pad)), F.pad(C, (0, 0, 0, pad))
-    h0 = x.new_zeros(b, E, A.shape[-1], dtype=torch.float32) if initial_state is None else initial_state.float()
-    y, final = _SelectiveScan.apply(dtx, dt32, A.float(), B, C, h0, chunk, L)
-    return y[:, :T].to(x.dtype), final
+    if initial_state is None:
+        h0 = x.new_zeros(b, N, E, dtype=torch.float32)
+    else:
+        h0 = initial_state.float().transpose(1, 2).contiguous()
+    y, final = _SelectiveScan.apply(dtx.contiguous(), dt32.contiguous(), A.float(), B, C, h0, chunk, sub)
+    return y[:, :T].to(x.dtype), final.transpose(1, 2)
 
 
 def selective_scan_reference(x, dt, A, B, C, *, initial_state=None):

@@ -240,6 +240,7 @@ class Recipe(_Section):
         """The recipe as plain data (stored in the study so a run can be joined or continued).
         A space file is inlined, so the study does not depend on it."""
         data = self.model_dump(mode="json", exclude_none=True)
+        data["study"]["name"] = self.name  # the stored recipe keeps the name its file gave it
         if self.space.file is not None:
             data["space"].pop("file")
             data["space"]["text"] = self.space_text()[0]

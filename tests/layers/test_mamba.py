@@ -220,3 +220,25 @@ def test_prefill_with_another_batch_is_an_error():
     state = layer.init_state(2, max_len=8, device="cpu", dtype=torch.float32)
     with pytest.raises(GenerationError, match="batch of 1"):
         layer.prefill(torch.randn(1, 5, 32), state)
+
+
+@pytest.mark.parametrize("block_elements, chunk", [(2 * 6 * 5, 8), (100, 16), (3 * 4 * 6 * 5, 12)])
+def test_blocks_of_tokens_and_sequences_match_reference(small_sub, monkeypatch, block_elements, chunk):
+    """Small blocks: the batch split into groups and the chunk into several blocks (the backward
+    recomputes the states entering each block), with initial and final states."""
+    monkeypatch.setattr(selective_scan, "BLOCK_ELEMENTS", block_elements)
+    T = 29
+    x, dt = torch.randn(3, T, 6, requires_grad=True), torch.rand(3, T, 6).requires_grad_()
+    A = (-torch.rand(6, 5) * 4).requires_grad_()
+    B, C = torch.randn(3, T, 5, requires_grad=True), torch.randn(3, T, 5, requires_grad=True)
+    h0 = torch.randn(3, 6, 5, requires_grad=True)
+    inputs = (x, dt, A, B, C, h0)
+    y, s = selective_scan_chunked(x, dt, A, B, C, chunk=chunk, initial_state=h0)
+    y_ref, s_ref = selective_scan_reference(x, dt, A, B, C, initial_state=h0)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(s, s_ref, rtol=1e-4, atol=1e-5)
+    gy, gs = torch.randn_like(y), torch.randn_like(s)
+    got = torch.autograd.grad((y * gy).sum() + (s * gs).sum(), inputs)
+    expected = torch.autograd.grad((y_ref * gy).sum() + (s_ref * gs).sum(), inputs)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
