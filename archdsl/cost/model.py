@@ -17,9 +17,9 @@ What is counted, per token at ``seq_len`` (a multiply-add is two FLOPs):
 - norms and residual additions are counted, as ``scan_flops`` (element-wise work that a
   ``torch.utils.flop_counter`` does not see): an RMSNorm is ``4 * d`` (square, sum, scale,
   weight), a residual or branch addition ``d``.
-- activation memory (training, per sequence): each norm keeps its input ``(T, d)``; the head
-  keeps its input ``(T, d)`` and the logits ``(T, vocab)`` for the loss; the embedding keeps
-  only integer ids (not counted).
+- activation memory (training, per sequence): each norm keeps its input, its normalised output
+  ``(T, d)`` each and its 1/rms ``(T, 1)``; the head keeps its input ``(T, d)`` and the logits
+  ``(T, vocab)`` for the loss; the embedding keeps the token ids (``T`` int64).
 """
 
 from __future__ import annotations
@@ -162,13 +162,15 @@ def _norm_cost(width: int, ctx: CostContext, adds: int) -> Cost:
     return Cost(
         params=width,
         scan_flops=flops,
-        activation_bytes=float(ctx.seq_len * width * ctx.act_bytes),
+        # the input (for the squares), the normalised output (for the weight) and 1/rms per token
+        activation_bytes=float(ctx.seq_len * (2 * width + 1) * ctx.act_bytes),
         decode_flops=flops,
     )
 
 
-def _embed_cost(d: int, vocab: int) -> Cost:
-    return Cost(params=vocab * d, embedding_params=vocab * d)
+def _embed_cost(d: int, vocab: int, ctx: CostContext) -> Cost:
+    # the lookup keeps the token ids (int64) for the gradient of its table
+    return Cost(params=vocab * d, embedding_params=vocab * d, activation_bytes=float(8 * ctx.seq_len))
 
 
 def _head_cost(d: int, vocab: int, tied: bool, ctx: CostContext) -> Cost:
@@ -311,7 +313,7 @@ def cost(
     d, vocab = model.d_model, model.vocab
     layers = _LayerCosts(model, ctx)
     # the parts that do not depend on the node are computed once per call
-    embed = _embed_cost(d, vocab)
+    embed = _embed_cost(d, vocab, ctx)
     head = _head_cost(d, vocab, model.tie_embeddings, ctx)
     norms: dict[tuple[int, int], Cost] = {}
     zeroed: dict[int, Cost] = {}  # id(cost) -> the same cost without parameters (shared reuse)

@@ -231,10 +231,12 @@ class Attention(nn.Module):
         # are elementwise and not counted, as Kaplan et al. leave out nonlinearities and norms.
         attn = 4.0 * H * hd * mean_keys(T, p.window)
         # Saved for backward per token (Korthikanti et al. 2022 style, with a fused attention
-        # kernel that keeps no T x T matrix): the input x (d), q after RoPE (H*hd), k and v
-        # (2*KV*hd), the attention output fed to o_proj (H*hd), plus with QK-norm the norms' inputs
-        # (H*hd + KV*hd); and the softmax log-sum-exp, one float32 per head.
-        per_token = d + 2 * H * hd + 2 * KV * hd + ((H + KV) * hd if p.qk_norm else 0)
+        # kernel that keeps no T x T matrix): the input x (d), RoPE's cos and sin (2*hd), q after
+        # RoPE (H*hd), k and v (2*KV*hd), the attention output fed to o_proj (H*hd), plus with
+        # QK-norm each norm's input, its 1/rms and its normalised output ((2*hd + 1)*(H + KV)); and
+        # the softmax log-sum-exp, one float32 per head. (The blocked sliding-window path that
+        # runs where FlexAttention does not, on CPU, keeps more: its masks and per-block copies.)
+        per_token = d + 2 * hd + 2 * H * hd + 2 * KV * hd + ((2 * hd + 1) * (H + KV) if p.qk_norm else 0)
         activation = T * (per_token * ctx.act_bytes + 4 * H)
         # KV cache: keys and values for the positions a new token can see.
         cached = C if p.window is None else min(C, p.window)

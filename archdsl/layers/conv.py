@@ -113,8 +113,9 @@ class ShortConv(nn.Module):
         scan = 2.0 * k * d
         # Saved for backward per token: x (d) for in_proj, its output (3d: B, C, x' for the
         # gates), the padded convolution input (d), the convolution output (d, for the C gate)
-        # and out_proj's input (d): 7d elements.
-        activation = ctx.seq_len * 7 * d * ctx.act_bytes
+        # and out_proj's input (d): 7d elements; and per sequence the convolution's k - 1 rows of
+        # zero padding, kept with its input.
+        activation = (ctx.seq_len * 7 * d + (k - 1) * d) * ctx.act_bytes
         return Cost(
             params=linear + d * k,
             matmul_flops=matmul,

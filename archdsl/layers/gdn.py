@@ -265,18 +265,38 @@ class GatedDeltaNet(nn.Module):
         # One step: the conv, and per head the decay of S (K V), S^T k, k delta^T, S^T q (3 K V multiply-adds).
         decode = matmul + 2 * W * conv_dim + H * 7 * K * V
         state = (conv_dim * (W - 1) + H * K * V) * ctx.state_bytes
-        # Kept for backward per token (elements), counted from the autograd graph with
-        # torch.autograd.graph.saved_tensors_hooks: the input and the projection (D + proj_out);
-        # conv input, output and SiLU output (3 conv_dim); decay, I + A and scores (3 H C); q, k,
-        # k_beta, their transposed copies, w, the decayed q and k (10 H K); v beta, u, Delta and
-        # five tensors of the output norm and gate (8 H V); the state at each chunk start
-        # (H K V / C); gates and norms (8 H). The float32 inside is counted at act_bytes too.
-        per_token = D + proj_out + 3 * conv_dim + 3 * H * C + 10 * H * K + 8 * H * V + H * K * V / C + 8 * H
+        # Kept for backward (elements), counted from the autograd graph with
+        # torch.autograd.graph.saved_tensors_hooks (the test checks it within 2%). Per token: the
+        # input and the projection (D + proj_out); the conv's input padded with W - 1 zeros, its
+        # output and SiLU's (3 conv_dim, the padding W - 1 rows more); the 1/norm of q and k, the
+        # gate pre-activations and the output norm's 1/rms (6 H); the output norm's input, its
+        # result, silu(z) and the gated product (4 H V). Per token of the n chunks of C (padded):
+        # beta, exp(gamma) and the decays to the chunk end (4 H); k, k_beta, k_beta exp(gamma), w,
+        # the scaled q and the decayed q and k (6 H K); the decay matrix, k_beta k^T, I + A, q k^T
+        # and the scores (5 H C); v beta, u, Delta and the output (4 H V). Per chunk: the state
+        # entering it (H K V). Over several chunks of an unpadded sequence, q, k and their products
+        # with beta and exp(gamma) are reshaped from a transposed layout, which copies them (4 H K
+        # more); a single chunk keeps one H K tensor less (as measured). The float32 inside is
+        # counted at act_bytes too; the causal mask of a chunk is C x C booleans (bytes).
+        n = -(-T // C)
+        Tp = n * C
+        copies = -H * K if n == 1 else (4 * H * K if Tp == T else 0)
+        per_token = (
+            D
+            + proj_out
+            + 2 * conv_dim
+            + (conv_dim * (T + W - 1) / T if W > 1 else 0)  # with W = 1 nothing is padded: a view
+            + 6 * H
+            + 4 * H * V
+            + (Tp / T) * (4 * H + 6 * H * K + 5 * H * C + 4 * H * V)
+            + n * H * K * V / T
+            + copies
+        )
         return Cost(
             params=params_n,
             matmul_flops=float(matmul),
             scan_flops=float(scan),
-            activation_bytes=float(per_token * T * ctx.act_bytes),
+            activation_bytes=float(per_token * T * ctx.act_bytes + C * C),
             state_bytes=float(state),
             decode_flops=float(decode),
         )

@@ -155,10 +155,13 @@ class MoE(nn.Module):
         # 2 FLOPs per weight per token (Kaplan et al. 2020), counting only what a token runs:
         # the router and its top_k experts (as Mixtral's "active parameters").
         matmul = 2.0 * (d * E + k * expert)
-        # Saved for backward per token: x (d) for the router, the router probabilities (E in
-        # float32), and per assignment the gathered row (d), gate/up output (2h), silu(gate) (h),
-        # the product fed to down (h) and the expert output (d) for the weighting.
-        activation = ctx.seq_len * ((d + k * (2 * d + 4 * h)) * ctx.act_bytes + 4 * E)
+        # Saved for backward per token: x (d) for the router, and per assignment the gathered row
+        # (d), gate/up output (2h), silu(gate) (h), the product fed to down (h), the expert output
+        # (d) and its routing weight (1), all in the activations' dtype; routing in float32: the
+        # probabilities (E), the top-k of them and their sum (k + 1); int64 indices: the top-k
+        # experts, their sort order and its inverse (3k).
+        per_token = (d + k * (2 * d + 4 * h + 1)) * ctx.act_bytes + 4 * (E + k + 1) + 8 * 3 * k
+        activation = ctx.seq_len * per_token
         return Cost(
             params=n_params,
             matmul_flops=matmul,

@@ -176,16 +176,29 @@ class SSM(nn.Module):
         # (dt x) B, the add, and the read-out h C (a multiply-add): 5 H P N
         decode = matmul + 2 * K * conv_dim + 5 * H * P * N
         state = (conv_dim * (K - 1) + H * P * N) * ctx.state_bytes
-        # Kept for backward, elements per token, counted from the autograd graph of forward (the
-        # test checks it): input and projection (d + proj); conv input, pre-activation and output
-        # (3 conv_dim); dt before and after softplus (2H); skip, gated-norm input, gate and norm
-        # output (4E). In the SSD, over the Tp = n L padded tokens of chunk L = min(chunk, T):
-        # x dt, its copy laid out per head and its chunk-end copy, y_in and the sum (5E), and
-        # C B^T (G L) per chunk (the (L x L) decay and scores per head are recomputed in
-        # backward, not kept); per chunk, its states in three layouts (3 H P N).
+        # Kept for backward, counted from the autograd graph of forward (the test checks it
+        # within 2%). Per token: input and projection (d + proj); the conv's input padded with
+        # K - 1 zeros, its pre-activation and output (3 conv_dim, the padding K - 1 rows more);
+        # dt before and after softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm
+        # input, gate, product and norm output (5E). Per token of the n chunks of L = min(chunk, T)
+        # (padded to Tp = n L): the decays (4H); x dt, its copy laid out per head, its chunk-end
+        # copy and y_in (4E); C B^T (G L) (the (L x L) decay and scores per head are recomputed in
+        # backward, not kept); copies of B and C (G N each): padded ones when T is not a multiple
+        # of L, and with groups over several chunks the einsums' contiguous copies (4 in all).
+        # Per sequence: the chunks' end states and the states passed on ((2n + 1) H P N), the
+        # chunk-to-chunk decay matrix ((3H + 1)(n + 1)^2) and A (2H).
         L = min(p.chunk, T)
+        bc_copies = 4 if G > 1 and n > 1 else (2 if n * L > T else 0)
         per_token = (
-            d + proj + 3 * conv_dim + 2 * H + 4 * E + (n * L / T) * (5 * E + G * L) + 3 * (n + 1) * H * P * N / T
+            d
+            + proj
+            + 2 * conv_dim
+            + conv_dim * (T + K - 1) / T
+            + 2 * H
+            + G
+            + 5 * E
+            + (n * L / T) * (4 * H + bc_copies * G * N + 4 * E + G * L)
+            + ((2 * n + 1) * H * P * N + (3 * H + 1) * (n + 1) ** 2 + 2 * H) / T
         )
         return Cost(
             params=n_params,

@@ -64,6 +64,7 @@ def test_sizes_are_binary_and_reject_zero_negative_and_garbage():
         ("params<=-1", "limits are non-negative numbers", 9, 1),
         ("params<=1M;layers<=4", "expected a space or a comma after a limit", 11, 1),
         ("<=1M", "expected a budget key", 1, 1),
+        ("state@0.1k<=1GiB", "'0.1k' is not a positive whole number of tokens", 7, 4),
     ],
     ids=[
         "unknown-key",
@@ -79,6 +80,7 @@ def test_sizes_are_binary_and_reject_zero_negative_and_garbage():
         "negative-limit",
         "bad-separator",
         "no-key",
+        "fractional-length",
     ],  # fmt: skip
 )
 def test_errors_point_at_the_bad_part(text, message, caret_col, caret_len):
@@ -137,3 +139,9 @@ def test_lengths_follow_the_cost_unless_written():
     assert values[2] == c.forward_flops
     # asking for another batch recomputes
     assert b.check(c, batch=1).values[0][1] == cost(spec(), seq_len=1024).activation_memory
+
+
+def test_lengths_are_shown_in_binary_units():
+    from archdsl.cost.budget import format_length
+
+    assert [format_length(n) for n in (2048, 3 * 1024**2, 3000, 2 * 1025, 1024)] == ["2k", "3M", "3000", "2050", "1k"]

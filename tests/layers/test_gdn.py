@@ -21,7 +21,7 @@ from archdsl.layers.gdn import (
 from archdsl.layers.registry import get_layer
 from archdsl.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
-from tests.layers.helpers import saved_activation_bytes
+from tests.layers.helpers import assert_grads_close, grads, saved_activation_bytes
 
 MODEL = ModelSettings(d_model=48)
 
@@ -136,6 +136,7 @@ def test_step_refuses_another_batch():
 def test_defaults():
     p = GDNParams().resolve(ModelSettings(d_model=512))
     assert (p.heads, p.head_dim, p.v_head_dim, p.conv, p.chunk) == (4, 128, 256, 4, 64)
+    assert all(type(v) is int for v in (p.heads, p.head_dim, p.v_head_dim))  # sizes of modules
     p = GDNParams().resolve(MODEL)
     assert (p.heads, p.head_dim, p.v_head_dim) == (1, 48, 96)
     assert GDNParams(heads=3, expand_v=1).resolve(MODEL).v_head_dim == 16
@@ -221,3 +222,79 @@ def test_prefill_refuses_another_batch():
     state = layer.init_state(2, max_len=8, device="cpu", dtype=torch.float32)
     with pytest.raises(GenerationError, match="batch of 3"):
         layer.prefill(torch.randn(3, 5, 48), state)
+
+
+def hf_pair():
+    """Hugging Face's ``Qwen3NextGatedDeltaNet`` (its pure-PyTorch path) with random weights, and
+    ours with the same weights: an implementation of the layer written by other people, so that the
+    gates, the decay's parameterisation, the conv and the order of norm and gate are all checked."""
+    qn = pytest.importorskip("transformers.models.qwen3_next.modeling_qwen3_next")
+    from transformers import Qwen3NextConfig
+
+    H, K, V, W = 2, 8, 16, 4
+    config = Qwen3NextConfig(
+        hidden_size=48,
+        linear_num_key_heads=H,
+        linear_num_value_heads=H,
+        linear_key_head_dim=K,
+        linear_value_head_dim=V,
+        linear_conv_kernel_dim=W,
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        num_hidden_layers=1,
+        layer_types=["linear_attention"],
+        vocab_size=16,
+    )
+    theirs = qn.Qwen3NextGatedDeltaNet(config, layer_idx=0).eval()
+    with torch.no_grad():
+        for name, w in theirs.named_parameters():
+            w.copy_(torch.randn_like(w) * (0.3 if "proj" in name or "conv" in name else 0.5))
+        theirs.norm.weight.uniform_(0.5, 1.5)
+        theirs.A_log.copy_(torch.empty(H).uniform_(1.0, 16.0).log())
+    ours = GatedDeltaNet(GDNParams(heads=H, head_dim=K, expand_v=V / K, conv=W, chunk=16), MODEL)
+    # their projection rows are grouped per key head, [q_h | k_h | v_h | z_h] and [b_h | a_h];
+    # ours are [q | k | v | z | b | a] over all heads
+    qkvz = theirs.in_proj_qkvz.weight.view(H, 2 * K + 2 * V, 48)
+    q, k, v, z = qkvz.split([K, K, V, V], dim=1)
+    b, a = theirs.in_proj_ba.weight.view(H, 2, 48).unbind(1)
+    rows = [t.reshape(-1, 48) for t in (q, k, v, z)] + [b, a]
+    ours.load_state_dict(
+        {
+            "in_proj.weight": torch.cat(rows),
+            "conv1d.weight": theirs.conv1d.weight,
+            "A_log": theirs.A_log,
+            "dt_bias": theirs.dt_bias,
+            "norm.weight": theirs.norm.weight,
+            "out_proj.weight": theirs.out_proj.weight,
+        }
+    )
+    return theirs, ours
+
+
+def _their_grads(theirs, x, y):
+    """Their gradients under our parameter names (the projection rows put back in our order)."""
+    g = grads(theirs, x, y)
+    H, K, V = 2, 8, 16
+    q, k, v, z = g["in_proj_qkvz.weight"].view(H, 2 * K + 2 * V, 48).split([K, K, V, V], dim=1)
+    b, a = g["in_proj_ba.weight"].view(H, 2, 48).unbind(1)
+    return {
+        "x": g["x"],
+        "in_proj.weight": torch.cat([t.reshape(-1, 48) for t in (q, k, v, z)] + [b, a]),
+        "conv1d.weight": g["conv1d.weight"],
+        "A_log": g["A_log"],
+        "dt_bias": g["dt_bias"],
+        "norm.weight": g["norm.weight"],
+        "out_proj.weight": g["out_proj.weight"],
+    }
+
+
+@pytest.mark.parametrize("T", [37, 70])
+@pytest.mark.parametrize("reference", [False, True], ids=["chunked", "loop"])
+def test_equals_transformers_qwen3_next_gated_deltanet(T, reference):
+    theirs, ours = hf_pair()
+    x = torch.randn(2, T, 48, requires_grad=True)
+    expected = theirs(x)
+    got = ours(x, reference=reference)
+    # float32 both (theirs works in float32 inside); outputs reach about 16
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=2e-4)
+    assert_grads_close(grads(ours, x, got), _their_grads(theirs, x, expected), rtol=1e-4, atol=2e-5)

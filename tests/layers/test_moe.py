@@ -13,6 +13,7 @@ from archdsl.layers.base import InvalidParams
 from archdsl.layers.moe import MoE, MoEParams
 from archdsl.layers.registry import get_layer
 from archdsl.spec.model import ModelSettings
+from tests.layers.helpers import assert_grads_close, grads
 
 D = 32
 MODEL = ModelSettings(d_model=D)
@@ -74,6 +75,26 @@ def test_matches_hf_mixtral_block_and_balancing_loss():
     torch.testing.assert_close(layer(x), hf(x))
     expected = load_balancing_loss_func((layer.gate(x.reshape(-1, D)),), num_experts=4, top_k=2)
     torch.testing.assert_close(layer.aux_loss, expected.to(layer.aux_loss.dtype))
+
+
+@pytest.mark.parametrize("reference", [False, True], ids=["grouped", "per-token"])
+@pytest.mark.parametrize("experts, top_k", [(4, 2), (6, 3), (3, 1)])
+def test_gradients_match_hf_mixtral_block(experts, top_k, reference):
+    """Gradients of the input, the router (through the renormalised top-k weights) and every
+    expert against transformers' block with the same weights; the balancing loss's own gradient
+    is compared with the one of ``load_balancing_loss_func`` over the same router logits."""
+    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
+
+    layer = make(experts=experts, top_k=top_k, hidden=24)
+    hf = _hf_block(layer)
+    x = torch.randn(2, 13, D, dtype=torch.float64, requires_grad=True)
+    got, expected = layer(x, reference=reference), hf(x)
+    torch.testing.assert_close(got, expected)
+    aux = torch.autograd.grad(layer.aux_loss, layer.gate.weight, retain_graph=True)[0]
+    # their router works in float32 even for float64 inputs: float32's precision
+    assert_grads_close(grads(layer, x, got), grads(hf, x, expected), rtol=1e-5, atol=1e-6)
+    loss = load_balancing_loss_func((hf.gate(x.reshape(-1, D))[0],), num_experts=experts, top_k=top_k)
+    torch.testing.assert_close(aux, torch.autograd.grad(loss, hf.gate.weight)[0].to(aux.dtype), rtol=1e-5, atol=1e-7)
 
 
 def test_aux_loss_trains_the_router_and_is_top_k_when_uniform():

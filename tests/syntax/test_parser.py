@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from lark import Lark
 from lark.common import ParserConf
@@ -242,21 +240,19 @@ def test_nesting_up_to_the_limit_parses():
     assert node.body.items == (call("ssm"),)
 
 
-def test_nesting_past_the_limit_is_refused_quickly_at_the_offending_parenthesis():
-    text = "2x(" * 10_000 + "ssm" + ")" * 10_000
-    start = time.perf_counter()
+DEEP = "2x(" * 10_000 + "ssm" + ")" * 10_000
+LONG = " ".join(["ssm state=64 mlp attn"] * 3000)
+
+
+def test_nesting_past_the_limit_is_refused_at_the_offending_parenthesis():
+    # how quickly: tests/test_timing_bounds.py (pytest -m timing)
     with pytest.raises(DSLSyntaxError, match="nested more than 64 deep") as info:
-        parse_program(text)
-    assert time.perf_counter() - start < 0.5  # a safety bound, not a speed claim
+        parse_program(DEEP)
     assert (info.value.span.line, info.value.span.column) == (1, 3 * MAX_DEPTH + 3)
 
 
-def test_a_long_flat_program_parses_quickly():
-    text = " ".join(["ssm state=64 mlp attn"] * 3000)
-    start = time.perf_counter()
-    items = body(text)
-    assert len(items) == 9000
-    assert time.perf_counter() - start < 5.0  # a safety bound on two shared cores
+def test_a_long_flat_program_parses():
+    assert len(body(LONG)) == 9000
 
 
 def test_a_number_too_long_to_convert_is_a_syntax_error_not_a_crash():
