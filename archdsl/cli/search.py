@@ -85,7 +85,10 @@ def report_command(
     where = storage or (str(run / JOURNAL_NAME) if run.is_dir() else str(run))
     loaded = load_stored_study(where, study)
     report = build_report(loaded)
-    folder = out or ((run if run is not None and run.is_dir() else Path(where).parent) / "report")
+    if "://" in where:  # a database: the files go where a run folder of that study would be
+        folder = out or Path("runs") / loaded.study_name / "report"
+    else:
+        folder = out or ((run if run is not None and run.is_dir() else Path(where).parent) / "report")
     files = write_report(report, folder, top=top)
     rows = report.top(top)
     rows += [b for b in report.baselines if b not in rows]  # always shown, to compare with

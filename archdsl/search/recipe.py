@@ -166,6 +166,9 @@ class StudySection(_Section):
     )
     baselines: list[str] = Field([], description="layouts in DSL text, points of the space, run first")
     workers: int = Field(1, gt=0, description="processes on this machine")
+    heartbeat: int = Field(10, gt=0, description="seconds between a running trial's heartbeats")
+    grace: int | None = Field(None, gt=0, description="seconds without heartbeat before a trial counts as lost and is retried (default 6 x heartbeat)")
+    retries: int = Field(2, ge=0, description="times a lost or interrupted trial is run again")
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -248,7 +251,7 @@ class Recipe(_Section):
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same study: everything except how long and how wide to run."""
         data = self.to_toml_dict()
-        for key in ("trials", "timeout", "workers"):
+        for key in ("trials", "timeout", "workers", "heartbeat", "grace", "retries"):
             data["study"].pop(key, None)
         return data
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 import archdsl
 from archdsl.errors import ArchDSLError
-from archdsl.search.objective import INTERRUPTED, SearchObjective, TrialFailed
+from archdsl.search.distributed import heartbeat_of, placements, work
+from archdsl.search.objective import SearchObjective
 from archdsl.search.recipe import Recipe, RecipeError, recipe_from_dict
 from archdsl.search.study import JOURNAL_NAME, make_pruner, make_sampler, open_storage, study_names
 
@@ -111,7 +109,6 @@ def prepare_study(run: Run, objective: SearchObjective) -> optuna.Study:
                 raise RecipeError(f"[study] baselines[{i}] ({text!r}): {err.message}", file=run.recipe.path) from None
             study.enqueue_trial(params, user_attrs={"baseline": text})
         study.set_user_attr("baselines_enqueued", True)
-    _requeue_lost_trials(study)
     return study
 
 
@@ -124,37 +121,6 @@ def _check_same_recipe(run: Run, stored: Recipe) -> None:
             f"(it differs in [{'], ['.join(keys)}]); continue it unchanged, or start another with --out or --study",
             file=run.recipe.path,
         )
-
-
-def _requeue_lost_trials(study: optuna.Study) -> None:
-    """A trial interrupted (Ctrl-C) or left RUNNING by a worker of this machine that no longer
-    exists is marked failed and its layout enqueued again, so re-running loses nothing."""
-    host = socket.gethostname()
-    retried = set(study.user_attrs.get("requeued", []))
-    for t in study.get_trials(deepcopy=False):
-        lost = False
-        if t.state == TrialState.RUNNING:
-            worker_host, _, pid = str(t.user_attrs.get("worker", "")).partition(":")
-            if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                lost = True
-        elif t.state == TrialState.FAIL and t.user_attrs.get("status") == INTERRUPTED:
-            lost = True
-        if lost and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={k: v for k, v in t.user_attrs.items() if k == "baseline"})
-            retried.add(t.number)
-    if retried:
-        study.set_user_attr("requeued", sorted(retried))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def quiet_optuna() -> None:
@@ -175,9 +141,11 @@ def run_worker(
     threads: int | None = None,
     device: str | None = None,
     callbacks: tuple[Callable[..., Any], ...] = (),
-) -> None:
-    """One worker: its own sampler, the shared study; ``n_trials`` trials, or (shared by
-    several workers) trials until the study holds ``until_total``, or until the deadline."""
+) -> str:
+    """One worker: its own sampler, the shared study; trials until the study has its target or
+    the deadline passes. Returns why it stopped: "done", "time", "SIGINT" or "SIGTERM".
+    ``n_trials`` and ``until_total`` are not quotas: the target stored in the study decides,
+    exactly under races (archdsl.search.distributed)."""
     import torch
 
     quiet_optuna()
@@ -192,18 +160,10 @@ def run_worker(
         run.recipe.study.pruner, n_objectives=len(objective.objectives), steps=objective.steps,
         eval_every=objective.eval_every, ladder=objective.ladder is not None,
     )  # fmt: skip
-    study = optuna.load_study(
-        study_name=run.study_name, storage=open_storage(run.storage), sampler=sampler, pruner=pruner
-    )
-    timeout = None if deadline is None else max(0.001, deadline - time.time())
-    callbacks = list(callbacks)
-    if until_total is not None:
-        # every worker takes the next trial while the study is short of the total (waiting and
-        # running ones count), so a fast worker does not idle while a slow one finishes a fixed share
-        callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
-    study.optimize(
-        objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=callbacks, gc_after_trial=False
-    )
+    heartbeat = heartbeat_of(run.recipe)
+    storage = open_storage(run.storage, heartbeat)
+    study = optuna.load_study(study_name=run.study_name, storage=storage, sampler=sampler, pruner=pruner)
+    return work(study, objective, heartbeat=heartbeat, deadline=deadline, callbacks=callbacks)
 
 
 def _worker_process(kwargs: dict[str, Any]) -> None:
@@ -215,18 +175,17 @@ def start_workers(
     run: Run, *, until_total: int, workers: int, deadline: float | None, seed_base: int, device: str | None
 ):
     """Start ``workers`` processes (spawned: a clean interpreter each, no copied torch state)
-    that run trials until the study holds ``until_total``."""
+    that run trials until the study has the target stored in it (``until_total`` is kept for
+    callers; the stored target decides)."""
     context = multiprocessing.get_context("spawn")
-    cores = os.cpu_count() or 1
     procs = []
-    gpus = _gpu_count() if device == "cuda" else 0  # one worker per GPU, round robin
-    for i in range(workers):
-        dev = f"cuda:{i % gpus}" if gpus else device
+    gpus = _gpu_count() if device == "cuda" else 0
+    places = placements(workers, device, gpus=gpus, cores=os.cpu_count() or 1)  # a GPU each, or a share of the cores
+    for i, (dev, threads) in enumerate(places):
         kwargs = {
             "recipe": run.recipe.to_toml_dict(), "storage": run.storage, "study_name": run.study_name,
             "n_trials": None, "until_total": until_total, "deadline": deadline, "sampler_seed": seed_base + i,
-            "workers": workers,
-            "threads": max(1, cores // workers), "device": dev,
+            "workers": workers, "threads": threads, "device": dev,
         }  # fmt: skip
         proc = context.Process(target=_worker_process, args=(kwargs,), name=f"archdsl-worker-{i}")
         proc.start()

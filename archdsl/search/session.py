@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.live import Live
 
 from archdsl.search.display import Monitor
+from archdsl.search.distributed import set_target
 from archdsl.search.objective import SearchObjective
 from archdsl.search.recipe import Recipe, RecipeError
 from archdsl.search.runner import plan_run, prepare_study, quiet_optuna, run_worker, start_workers
@@ -58,6 +59,7 @@ def search(
 
     objective = SearchObjective(run.recipe, device=device)
     study = prepare_study(run, objective)
+    set_target(study, trials=trials, timeout=timeout, retries=settings.retries)  # shared by every worker
     first = len(study.get_trials(deepcopy=False, states=_STARTED))
     deadline = None if timeout is None else time.time() + timeout
     # A continued study must not replay the same sampler draws: offset the seed by its size.

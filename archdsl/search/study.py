@@ -21,24 +21,29 @@ from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from archdsl.search.recipe import RecipeError
+from archdsl.search.storages import Heartbeat, HeartbeatJournalStorage, StorageUnavailable, first_line, open_rdb
 
 JOURNAL_NAME = "study.log"
 
 
-def open_storage(where: str | Path) -> BaseStorage:
-    """An Optuna URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file path."""
+def open_storage(where: str | Path, heartbeat: Heartbeat | None = None) -> BaseStorage:
+    """An Optuna URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file path. Workers
+    pass ``heartbeat``: running trials are stamped and a dead worker's trial is retried."""
     text = str(where)
     if "://" in text:
         try:
-            return optuna.storages.RDBStorage(text)
+            return open_rdb(text, heartbeat)
+        except StorageUnavailable as err:
+            raise RecipeError(f"--storage: {err.message}") from None
         except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open this URL"
-            raise RecipeError(f"--storage: cannot open '{text}': {err}") from None
+            raise RecipeError(f"--storage: cannot open '{text}': {first_line(err)}") from None
     path = Path(text)
     if path.is_dir():
         path = path / JOURNAL_NAME
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        backend = JournalFileBackend(str(path))
+        return HeartbeatJournalStorage(backend, heartbeat) if heartbeat else JournalStorage(backend)
     except OSError as err:
         raise RecipeError(f"--storage: cannot use '{path}': {err.strerror or err}") from None
 
