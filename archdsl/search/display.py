@@ -123,7 +123,8 @@ class Monitor:
         if len(best) > 5:
             table.add_row("", *([""] * len(self.objectives)), f"... and {len(best) - 5} more")
         body = [head, tallies, table if best else Text("no finished feasible trial yet", style="dim")]
-        return Panel(Group(*body), title=f"archdsl search: {self.study.study_name}", border_style="blue")
+        # sized to its content: a pipe or CI log has no width to fill (its console is unbounded)
+        return Panel(Group(*body), title=f"archdsl search: {self.study.study_name}", border_style="blue", expand=False)
 
     # ---- JSON lines ----------------------------------------------------------------------------
 

@@ -128,3 +128,16 @@ def test_live_panel_shows_progress_counts_and_front(tmp_path):
     front = [line.split()[0:2] for line in text.splitlines() if "x(" in line]
     assert front == [["│", "0"], ["│", "2"], ["│", "1"], ["│", "5"]]  # the front, best accuracy first
     assert "4x(attn) (baseline)" in text and "4B" in text  # state shown in bytes
+
+
+def test_live_panel_is_as_wide_as_its_content_in_a_pipe(tmp_path):
+    """A pipe or CI log has an unbounded console: the panel must not stretch to fill it."""
+    from rich.console import Console
+
+    from archdsl.search.display import Monitor
+
+    monitor = Monitor(make_study(tmp_path), objectives=["accuracy", "state@4k"], first=0, planned=10, workers=2,
+                      deadline=None)  # fmt: skip
+    console = Console(width=5000, record=True, color_system=None)
+    console.print(monitor)
+    assert max(len(line) for line in console.export_text().splitlines()) < 160
