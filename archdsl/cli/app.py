@@ -79,7 +79,7 @@ def internal_error_message(exc: BaseException) -> str:
 app = typer.Typer(
     name="archdsl",
     cls=_Group,
-    help="Write hybrid language-model architectures as one line of text; compile and cost them.",
+    help="Write hybrid language-model architectures as one line of text; compile, cost, train and search them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -52,8 +52,10 @@ def count_params(module) -> int:
 @app.command()
 @reports_errors
 def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None:
-    """Parse, resolve and lower a program; report problems as file:line:col. On a program with
-    choices (a space of layouts): its choice sites and the number of layouts."""
+    """Parse, resolve and lower a program; report problems as file:line:col.
+
+    On a program with choices (a space of layouts): its choice sites and the number of layouts.
+    """
     from archdsl.cli.space import print_check, space_or_none
 
     space = space_or_none(file, expr)
@@ -77,9 +79,11 @@ def fmt(
         False, "--canonical", help="print the canonical text instead: lets expanded, defaults dropped"
     ),
 ) -> None:
-    """Format a program: spacing, parameter order and repeats normalised; let names, comments
-    and lines kept. --canonical prints the canonical text of the model instead. A program with
-    choices prints as its canonical text, choices and let names kept."""
+    """Format a program: spacing, parameter order and repeats normalised; names, comments kept.
+
+    --canonical prints the canonical text of the model instead. A program with choices prints
+    as its canonical text, choices and let names kept.
+    """
     from archdsl.cli.space import space_or_none
 
     space = space_or_none(file, expr)
