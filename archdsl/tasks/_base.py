@@ -99,14 +99,14 @@ class Task(ABC):
         self._test: Batch | None = None
 
     @property
-    @abstractmethod
     def vocab_size(self) -> int:
-        """Token ids are in 0..vocab_size-1."""
+        """Token ids are in 0..vocab_size-1: the settings' ``vocab`` unless a task says otherwise."""
+        return self.settings.vocab
 
     @property
-    @abstractmethod
     def seq_len(self) -> int:
-        """Length of every input sequence."""
+        """Length of every input sequence: the settings' ``seq_len`` unless a task says otherwise."""
+        return self.settings.seq_len
 
     @abstractmethod
     def generate(self, n: int, generator: torch.Generator, *, test: bool = False) -> Batch:

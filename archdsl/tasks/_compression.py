@@ -29,10 +29,6 @@ class Compression(Task):
     Settings = CompressionSettings
 
     @property
-    def vocab_size(self) -> int:
-        return self.settings.vocab
-
-    @property
     def seq_len(self) -> int:
         return 2 * (self.settings.seq_len - 1)
 

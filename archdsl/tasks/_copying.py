@@ -32,14 +32,6 @@ class SelectiveCopying(Task):
     description = "MAD selective copying: write out the tokens scattered among blanks, in order"
     Settings = SelectiveCopyingSettings
 
-    @property
-    def vocab_size(self) -> int:
-        return self.settings.vocab
-
-    @property
-    def seq_len(self) -> int:
-        return self.settings.seq_len
-
     def generate(self, n: int, generator: torch.Generator, *, test: bool = False) -> Batch:
         s, g = self.settings, generator
         blank, copy_token = s.vocab - 2, s.vocab - 1

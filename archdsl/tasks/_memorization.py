@@ -43,14 +43,6 @@ class Memorization(Task):
         usable = self.settings.vocab - 1
         return usable // 2, usable - usable // 2
 
-    @property
-    def vocab_size(self) -> int:
-        return self.settings.vocab
-
-    @property
-    def seq_len(self) -> int:
-        return self.settings.seq_len
-
     def generate(self, n: int, generator: torch.Generator, *, test: bool = False) -> Batch:
         s = self.settings
         keys, _ = self._split()

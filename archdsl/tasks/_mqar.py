@@ -50,14 +50,6 @@ class MQAR(Task):
     description = "multi-query associative recall (Zoology): answer each query with its key's value"
     Settings = MQARSettings
 
-    @property
-    def vocab_size(self) -> int:
-        return self.settings.vocab
-
-    @property
-    def seq_len(self) -> int:
-        return self.settings.seq_len
-
     def generate(self, n: int, generator: torch.Generator, *, test: bool = False) -> Batch:
         s = self.settings
         half, context = s.vocab // 2, 2 * s.pairs

@@ -123,10 +123,6 @@ class InContextRecall(Task):
     Settings = RecallSettings
 
     @property
-    def vocab_size(self) -> int:
-        return self.settings.vocab
-
-    @property
     def seq_len(self) -> int:
         return self.settings.seq_len - 1  # MAD's sequence, shifted by one for next-token prediction
 
@@ -160,14 +156,6 @@ class FuzzyRecall(Task):
     name = "mad/fuzzy_recall"
     description = "MAD fuzzy recall: keys and values are motifs of several tokens"
     Settings = FuzzyRecallSettings
-
-    @property
-    def vocab_size(self) -> int:
-        return self.settings.vocab
-
-    @property
-    def seq_len(self) -> int:
-        return self.settings.seq_len
 
     def generate(self, n: int, generator: torch.Generator, *, test: bool = False) -> Batch:
         pairs = (self.settings.seq_len + 1 - self.settings.k_motif - self.settings.v_motif) // 2 + 1

@@ -59,10 +59,6 @@ class Text(Task):
     def vocab_size(self) -> int:
         return 256
 
-    @property
-    def seq_len(self) -> int:
-        return self.settings.seq_len
-
     def _windows(self, starts: torch.Tensor) -> Batch:
         rows = self.data[starts[:, None] + torch.arange(self.settings.seq_len + 1)].long()
         return Batch(rows[:, :-1], rows[:, 1:], torch.ones(len(starts), self.settings.seq_len, dtype=torch.bool))
