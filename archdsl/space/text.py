@@ -12,7 +12,7 @@ nothing is resolved: let names, parameters and groups stay as the author wrote t
 from __future__ import annotations
 
 from archdsl.syntax import ast
-from archdsl.syntax.printer import WIDTH, format_value
+from archdsl.syntax.printer import format_value, wrap_items
 
 
 def program_text(program: ast.Program) -> str:
@@ -20,21 +20,8 @@ def program_text(program: ast.Program) -> str:
     if program.header is not None:
         lines.append(" ".join(["model", *(param_text(p) for p in program.header.params)]))
     lines += [f"let {let.name} = {seq_text(let.body)}" for let in program.lets]
-    lines += _wrap([item_text(item) for item in program.body.items])
+    lines += wrap_items([item_text(item) for item in program.body.items])
     return "\n".join(lines) + "\n"
-
-
-def _wrap(items: list[str]) -> list[str]:
-    lines: list[str] = []
-    line = ""
-    for item in items:
-        if line and len(line) + 1 + len(item) > WIDTH:
-            lines.append(line)
-            line = item
-        else:
-            line = f"{line} {item}" if line else item
-    lines.append(line)
-    return lines
 
 
 def seq_text(seq: ast.Seq) -> str:

@@ -45,7 +45,7 @@ def print_spec(spec: Spec, *, roll: bool = False) -> str:
     body = printer.items(spec.body)
     lines = [_header(spec.model)]
     lines += [f"let {group} = shared({text})" for group, text in printer.lets]
-    lines += _wrap(body)
+    lines += wrap_items(body)
     return "\n".join(lines) + "\n"
 
 
@@ -74,7 +74,7 @@ def _header(model: ModelSettings) -> str:
     return " ".join(parts)
 
 
-def _wrap(items: list[str]) -> list[str]:
+def wrap_items(items: list[str]) -> list[str]:
     """Greedy line filling; newlines between top-level items are plain whitespace."""
     lines: list[str] = []
     line = ""
