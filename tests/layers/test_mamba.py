@@ -54,20 +54,7 @@ def test_fast_path_matches_loop_over_time(small_sub, T, chunk):
 @pytest.mark.parametrize("T, chunk", [(45, 12), (64, 64), (3, 16)])
 def test_scan_with_states_matches_reference(small_sub, T, chunk):
     """Initial and final states, and their gradients, through sub-chunks and chunks."""
-    x, dt = torch.randn(2, T, 6, requires_grad=True), torch.rand(2, T, 6).requires_grad_()
-    A = (-torch.rand(6, 5) * 4).requires_grad_()
-    B, C = torch.randn(2, T, 5, requires_grad=True), torch.randn(2, T, 5, requires_grad=True)
-    h0 = torch.randn(2, 6, 5, requires_grad=True)
-    inputs = (x, dt, A, B, C, h0)
-    y, s = selective_scan_chunked(x, dt, A, B, C, chunk=chunk, initial_state=h0)
-    y_ref, s_ref = selective_scan_reference(x, dt, A, B, C, initial_state=h0)
-    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(s, s_ref, rtol=1e-4, atol=1e-5)
-    gy, gs = torch.randn_like(y), torch.randn_like(s)
-    got = torch.autograd.grad((y * gy).sum() + (s * gs).sum(), inputs)
-    expected = torch.autograd.grad((y_ref * gy).sum() + (s_ref * gs).sum(), inputs)
-    for g, e in zip(got, expected):
-        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+    _check_scan_with_states(batch=2, T=T, chunk=chunk)
 
 
 def test_strong_decay_stays_finite_and_exact(small_sub):
@@ -227,11 +214,16 @@ def test_blocks_of_tokens_and_sequences_match_reference(small_sub, monkeypatch, 
     """Small blocks: the batch split into groups and the chunk into several blocks (the backward
     recomputes the states entering each block), with initial and final states."""
     monkeypatch.setattr(selective_scan, "BLOCK_ELEMENTS", block_elements)
-    T = 29
-    x, dt = torch.randn(3, T, 6, requires_grad=True), torch.rand(3, T, 6).requires_grad_()
+    _check_scan_with_states(batch=3, T=29, chunk=chunk)
+
+
+def _check_scan_with_states(*, batch: int, T: int, chunk: int) -> None:
+    """The chunked scan from a random initial state equals the loop reference: outputs, final
+    state, and the gradients of every input (E = 6 channels, N = 5 state elements)."""
+    x, dt = torch.randn(batch, T, 6, requires_grad=True), torch.rand(batch, T, 6).requires_grad_()
     A = (-torch.rand(6, 5) * 4).requires_grad_()
-    B, C = torch.randn(3, T, 5, requires_grad=True), torch.randn(3, T, 5, requires_grad=True)
-    h0 = torch.randn(3, 6, 5, requires_grad=True)
+    B, C = torch.randn(batch, T, 5, requires_grad=True), torch.randn(batch, T, 5, requires_grad=True)
+    h0 = torch.randn(batch, 6, 5, requires_grad=True)
     inputs = (x, dt, A, B, C, h0)
     y, s = selective_scan_chunked(x, dt, A, B, C, chunk=chunk, initial_state=h0)
     y_ref, s_ref = selective_scan_reference(x, dt, A, B, C, initial_state=h0)
