@@ -27,7 +27,7 @@ from torch import nn
 
 from archdsl.cost.value import Cost, CostContext
 from archdsl.layers.base import InvalidParams, LayerParams
-from archdsl.layers.causal_conv import causal_conv, conv_from, conv_step
+from archdsl.layers.causal_conv import causal_conv_silu, conv_from, conv_step
 from archdsl.layers.init import dt_bias_init
 from archdsl.layers.registry import register_layer
 from archdsl.layers.state import check_batch
@@ -83,18 +83,44 @@ def l2norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps)
 
 
-def chunk_gated_delta_rule(q, k, v, g, beta, *, scale: float, chunk: int = 64, initial_state=None):
+class _UnitLowerInverse(torch.autograd.Function):
+    """``(I + A)^-1`` for A strictly lower triangular (..., C, C): the "UT transform" of the WY form.
+
+    One triangular solve against the identity (C right-hand sides), after which ``u`` and ``w``
+    are plain matrix products; solving for them directly took K + V right-hand sides and another
+    such solve in backward, and batched solves of this size run at a few GFLOP/s on a CPU.
+    Backward is two products: with ``X = (I + A)^-1``, ``dX = -X dA X``, so
+    ``grad A = -(X^T grad X X^T)`` on the strictly lower part (the rest of A is not a variable).
+    """
+
+    @staticmethod
+    def forward(ctx, A):
+        eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A)
+        inverse = torch.linalg.solve_triangular(A, eye, upper=False, unitriangular=True)  # reads A below the diagonal
+        ctx.save_for_backward(inverse)
+        return inverse
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inverse,) = ctx.saved_tensors
+        it = inverse.transpose(-1, -2)
+        return -(it @ grad @ it).tril(-1)
+
+
+def chunk_gated_delta_rule(q, k, v, g, beta, *, scale: float, chunk: int = 64, initial_state=None, final_state=True):
     """The gated delta rule over a sequence, chunk by chunk (WY representation).
 
     q, k (B, T, H, K) L2-normalised; v (B, T, H, V); g (log decay, <= 0) and beta (B, T, H);
-    initial_state (B, H, K, V) or None. Returns o (B, T, H, V) in v's dtype and the final state
-    (float32 or wider, as the work inside).
+    initial_state (B, H, K, V) or None (zeros). Returns o (B, T, H, V) in v's dtype and the final
+    state (float32 or wider, as the work inside), or None with ``final_state=False``.
 
     Within a chunk, with gamma_t the cumulative sum of g from the chunk start, the updates
-    written to the state are ``Delta = U - W S_0`` where ``(I + A) U = diag(beta) V``,
-    ``(I + A) W = diag(beta exp(gamma)) K`` and ``A[t, s] = beta_t exp(gamma_t - gamma_s) k_t.k_s``
-    for s < t. Every exponent is a difference gamma_t - gamma_s <= 0 taken before ``exp``,
-    so nothing overflows however strong the decay.
+    written to the state are ``Delta = U - W S_0`` where ``U = T diag(beta) V``,
+    ``W = T diag(beta exp(gamma)) K``, ``T = (I + A)^-1`` and
+    ``A[t, s] = beta_t exp(gamma_t - gamma_s) k_t.k_s`` for s < t. Every exponent is a difference
+    gamma_t - gamma_s <= 0 taken before ``exp`` (differences above the diagonal, which are masked
+    out, are clamped to 0 first), so nothing overflows however strong the decay. A chunk that
+    starts from a zero state (the first, without ``initial_state``) skips the products with it.
     """
     B, T, H, K = k.shape
     V = v.shape[-1]
@@ -112,28 +138,37 @@ def chunk_gated_delta_rule(q, k, v, g, beta, *, scale: float, chunk: int = 64, i
     g, beta = (t.reshape(B, H, n, C) for t in (g, beta))
 
     gamma = g.cumsum(-1)  # (B, H, n, C)
-    causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
-    decay = (gamma[..., :, None] - gamma[..., None, :]).masked_fill(~causal, float("-inf")).exp()  # (B, H, n, C, C)
+    decay = (gamma[..., :, None] - gamma[..., None, :]).clamp(max=0.0).exp()  # (B, H, n, C, C), masked below
 
     k_beta = k * beta[..., None]
-    eye = torch.eye(C, dtype=q.dtype, device=q.device)
-    lower = ((k_beta @ k.transpose(-1, -2)) * decay).tril(-1) + eye  # I + A
-    u = torch.linalg.solve_triangular(lower, v * beta[..., None], upper=False)  # (B, H, n, C, V)
-    w = torch.linalg.solve_triangular(lower, k_beta * gamma.exp()[..., None], upper=False)  # (B, H, n, C, K)
+    inverse = _UnitLowerInverse.apply(((k_beta @ k.transpose(-1, -2)) * decay).tril(-1))  # (I + A)^-1
+    u = inverse @ (v * beta[..., None])  # (B, H, n, C, V)
+    w = inverse @ (k_beta * gamma.exp()[..., None])  # (B, H, n, C, K)
 
-    scores = (q @ k.transpose(-1, -2)) * decay  # (B, H, n, C, C), diagonal included
+    scores = ((q @ k.transpose(-1, -2)) * decay).tril()  # (B, H, n, C, C), diagonal included
     q_in = q * gamma.exp()[..., None]  # reads the state left by the previous chunk
     k_out = k * (gamma[..., -1:] - gamma).exp()[..., None]  # decayed to the chunk end
     chunk_decay = gamma[..., -1].exp()[..., None, None]  # (B, H, n, 1, 1)
 
-    S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(acc)
+    S = None if initial_state is None else initial_state.to(acc)
     outs = []
     for i in range(n):
-        delta = u[:, :, i] - w[:, :, i] @ S  # (B, H, C, V)
-        outs.append(q_in[:, :, i] @ S + scores[:, :, i] @ delta)
-        S = S * chunk_decay[:, :, i] + k_out[:, :, i].transpose(-1, -2) @ delta
+        if S is None:  # a zero state: nothing to read or to subtract
+            delta = u[:, :, i]
+            outs.append(scores[:, :, i] @ delta)
+        else:
+            delta = u[:, :, i] - w[:, :, i] @ S  # (B, H, C, V)
+            outs.append(q_in[:, :, i] @ S + scores[:, :, i] @ delta)
+        if i < n - 1 or final_state:
+            S = (
+                k_out[:, :, i].transpose(-1, -2) @ delta
+                if S is None
+                else S * chunk_decay[:, :, i] + k_out[:, :, i].transpose(-1, -2) @ delta
+            )
     o = torch.stack(outs, 2).reshape(B, H, n * C, V)[:, :, :T]
-    return o.transpose(1, 2).to(out_dtype), S
+    if final_state and S is None:
+        S = q.new_zeros(B, H, K, V)
+    return o.transpose(1, 2).to(out_dtype), (S if final_state else None)
 
 
 def recurrent_gated_delta_rule(q, k, v, g, beta, *, scale: float, initial_state=None):
@@ -200,9 +235,9 @@ class GatedDeltaNet(nn.Module):
             state = self.init_state(B, max_len=T, device=x.device, dtype=x.dtype)
             return torch.stack([self.step(x[:, t], state)[0] for t in range(T)], 1)
         qkv, z, b, a = self._split(self.in_proj(x))
-        qkv = F.silu(causal_conv(qkv, self.conv1d.weight))  # (B, T, conv_dim)
+        qkv = causal_conv_silu(qkv, self.conv1d.weight)  # (B, T, conv_dim)
         q, k, v, g, beta = self._qkv_gates(qkv, b, a)
-        o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk)
+        o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=self.k_dim**-0.5, chunk=self.p.chunk, final_state=False)
         return self._out(o.to(x.dtype), z)
 
     def init_state(self, batch: int, *, max_len: int, device=None, dtype=None) -> GDNState:
@@ -254,49 +289,50 @@ class GatedDeltaNet(nn.Module):
         # in_proj, conv weight, A_log, dt_bias, norm weight (shared by heads), out_proj
         params_n = D * proj_out + conv_dim * W + 2 * H + V + H * V * D
         matmul = 2 * D * proj_out + 2 * H * V * D
-        # Chunk work as implemented, in multiply-adds per chunk of C tokens and head: k_beta k^T and
-        # q k^T (2 C^2 K), two unit-lower triangular solves (C^2 (K + V) / 2), W S, q S and k^T Delta
-        # (3 C K V), scores Delta (C^2 V). A sequence is padded to n chunks of C = min(chunk, T).
+        # Chunk work as implemented, per head, over a sequence padded to n chunks of C = min(chunk, T):
+        # per chunk the products k_beta k^T, q k^T and W = T (k_beta exp(gamma)) (2 C^2 K each),
+        # U = T (v beta) and scores Delta (2 C^2 V each), and the triangular solve that gives
+        # T = (I + A)^-1 against the identity (C columns of C (C - 1) / 2 multiply-adds, unit
+        # diagonal); per chunk after the first (which starts from a zero state) W S and q S, and
+        # per chunk before the last the state update k^T Delta (2 C K V each).
         T = ctx.seq_len
         C = min(p.chunk, T)
         n = -(-T // C)
-        chunk_macs = C * C * (2 * K + V) + C * C * (K + V) / 2 + 3 * C * K * V
-        scan = 2 * W * conv_dim + 2 * H * n * chunk_macs / T
+        chunk_flops = n * (6 * C * C * K + 4 * C * C * V + C * C * (C - 1)) + 6 * (n - 1) * C * K * V
+        scan = 2 * W * conv_dim + H * chunk_flops / T
         # One step: the conv, and per head the decay of S (K V), S^T k, k delta^T, S^T q (3 K V multiply-adds).
         decode = matmul + 2 * W * conv_dim + H * 7 * K * V
         state = (conv_dim * (W - 1) + H * K * V) * ctx.state_bytes
         # Kept for backward (elements), counted from the autograd graph with
         # torch.autograd.graph.saved_tensors_hooks (the test checks it within 2%). Per token: the
-        # input and the projection (D + proj_out); the conv's input padded with W - 1 zeros, its
-        # output and SiLU's (3 conv_dim, the padding W - 1 rows more); the 1/norm of q and k, the
-        # gate pre-activations and the output norm's 1/rms (6 H); the output norm's input, its
-        # result, silu(z) and the gated product (4 H V). Per token of the n chunks of C (padded):
-        # beta, exp(gamma) and the decays to the chunk end (4 H); k, k_beta, k_beta exp(gamma), w,
-        # the scaled q and the decayed q and k (6 H K); the decay matrix, k_beta k^T, I + A, q k^T
-        # and the scores (5 H C); v beta, u, Delta and the output (4 H V). Per chunk: the state
-        # entering it (H K V). Over several chunks of an unpadded sequence, q, k and their products
-        # with beta and exp(gamma) are reshaped from a transposed layout, which copies them (4 H K
-        # more); a single chunk keeps one H K tensor less (as measured). The float32 inside is
-        # counted at act_bytes too; the causal mask of a chunk is C x C booleans (bytes).
-        n = -(-T // C)
+        # input and the projection (D + proj_out; the conv reads its slice of it); the conv's
+        # pre-activation and output (2 conv_dim); the 1/norm of q and k, the gate pre-activations
+        # and the output norm's 1/rms (6 H); the output norm's input, its result, silu(z) and the
+        # gated product (4 H V). Per token of the n chunks of C (padded to Tp = n C): the decay
+        # matrix, k_beta k^T, its masked product, (I + A)^-1, q k^T and the scores (6 H C); beta,
+        # gamma, exp(gamma) and the decays to the chunk end (4 H); k, k_beta, k_beta exp(gamma)
+        # and the scaled q (4 H K), over several chunks also w and the decayed q and k (3 H K)
+        # and, for an unpadded sequence of several heads, copies of q, k and their products with
+        # beta and exp(gamma) reshaped from a transposed layout (4 H K); v, v beta, u and the output
+        # (4 H V). Per chunk after the first: Delta (C H V) and the state entering it (H K V).
+        # Per sequence: A's two forms (2 H) and each chunk's total decay (n H). The float32
+        # inside is counted at act_bytes too.
         Tp = n * C
-        copies = -H * K if n == 1 else (4 * H * K if Tp == T else 0)
+        hk = 4 if n == 1 else 7 + (4 if Tp == T and H > 1 else 0)
         per_token = (
             D
             + proj_out
             + 2 * conv_dim
-            + (conv_dim * (T + W - 1) / T if W > 1 else 0)  # with W = 1 nothing is padded: a view
             + 6 * H
             + 4 * H * V
-            + (Tp / T) * (4 * H + 6 * H * K + 5 * H * C + 4 * H * V)
-            + n * H * K * V / T
-            + copies
+            + (Tp / T) * (6 * H * C + 4 * H + hk * H * K + 4 * H * V)
+            + ((n - 1) * (C * H * V + H * K * V) + 2 * H + n * H) / T
         )
         return Cost(
             params=params_n,
             matmul_flops=float(matmul),
             scan_flops=float(scan),
-            activation_bytes=float(per_token * T * ctx.act_bytes + C * C),
+            activation_bytes=float(per_token * T * ctx.act_bytes),
             state_bytes=float(state),
             decode_flops=float(decode),
         )

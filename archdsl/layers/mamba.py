@@ -155,15 +155,15 @@ class Mamba(nn.Module):
         decode = matmul + 2 * K * E + 7 * E * N
         state = (E * (K - 1) + E * N) * ctx.state_bytes
         # Kept for backward, elements per token, counted from the autograd graph (the test checks
-        # it): input and in_proj output (d + 2E); the conv's zero-padded input, pre-activation and
-        # output (3E + (K - 1) E / T); x_proj output, of which dt's low rank, B and C are views
+        # it): input and in_proj output (d + 2E; the conv reads its slice of it); the conv's
+        # pre-activation and output (2E); x_proj output, of which dt's low rank, B and C are views
         # (R + 2N); dt_proj output and dt (2E); skip sum, silu(z), gated output (3E); the scan's
         # own copies: dt x (E) or, when T is padded, padded dt x, dt, B and C (2E + 2N per padded
         # token); the state entering each of its n chunks (n E N per sequence: the scan
         # recomputes the rest in backward); A and exp(A_log) (2 E N, once per call). Float32
         # copies of narrower inputs are counted at act_bytes too.
         scan_inputs = E if Tp == T else (Tp / T) * (2 * E + 2 * N)
-        per_token = d + 2 * E + 3 * E + (K - 1) * E / T + R + 2 * N + 2 * E + 3 * E + scan_inputs
+        per_token = d + 2 * E + 2 * E + R + 2 * N + 2 * E + 3 * E + scan_inputs
         per_token += (n + 2) * E * N / T
         return Cost(
             params=n_params,

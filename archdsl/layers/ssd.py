@@ -114,6 +114,8 @@ def _pass_states(chunk_states: torch.Tensor, chunk_decay: torch.Tensor, initial:
     """
     n = chunk_states.shape[1]
     stacked = torch.cat([initial[:, None], chunk_states], 1)  # (B, n + 1, H, Q)
+    if n == 0:
+        return stacked
     if n <= MAX_MATRIX_CHUNKS:
         # entry c sums stacked[z] for z <= c, decayed through chunks z .. c-1
         cum = F.pad(chunk_decay.cumsum(1), (0, 0, 1, 0)).transpose(1, 2)  # (B, H, n + 1)
@@ -126,13 +128,18 @@ def _pass_states(chunk_states: torch.Tensor, chunk_decay: torch.Tensor, initial:
     return torch.stack(states, 1)
 
 
-def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None):
+def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_state: bool = True):
     """The SSD scan over a sequence, chunk by chunk, with matrix products.
 
     x (b, T, H, P); dt (b, T, H), already positive; A (H,), negative; B, C (b, T, G, N);
-    initial_state (b, H, P, N) or None. Returns y (b, T, H, P) in x's dtype (without the D skip)
-    and the final state (b, H, P, N) in float32. Products run in x's dtype (bf16 on GPU); the
-    decays, cumulative sums and the chunk-to-chunk pass in float32.
+    initial_state (b, H, P, N) or None (zeros). Returns y (b, T, H, P) in x's dtype (without
+    the D skip) and the final state (b, H, P, N) in float32, or None with ``final_state=False``.
+    Products run in x's dtype (bf16 on GPU); the decays, cumulative sums and the chunk-to-chunk
+    pass in float32.
+
+    Only the states that are read are formed: without an initial state the first chunk starts
+    from zeros (nothing to read), and without ``final_state`` the last chunk's end state is not
+    needed; a training forward over a single chunk is step 1 alone.
     """
     b, T, H, P = x.shape
     G, N = B.shape[-2:]
@@ -155,30 +162,36 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None):
 
     # 1. within chunks: (C B^T * decay) X, per head
     CB = torch.einsum("bclgn,bcsgn->bcgls", C, B)  # (b, n, G, L, L)
-    y = _IntraChunk.apply(CB, g, xdt.transpose(2, 3).contiguous(), hg)  # (b, n, H, L, P)
+    y = _IntraChunk.apply(CB, g, xdt.transpose(2, 3).contiguous(), hg).transpose(2, 3)  # (b, n, L, H, P)
 
-    # 2. each chunk's state at its end: B^T (X * exp(g_last - g)); heads of a group share B,
-    # so they ride along in the columns of one product per group
-    to_end = _decay(g[..., -1:] - g).transpose(2, 3)  # (b, n, L, H)
-    x_end = (xdt * to_end[..., None].to(dtype)).view(b, n, L, G, hg * P)
-    states = torch.einsum("bclgn,bclgq->bcgnq", B, x_end)  # (b, n, G, N, hg * P)
+    first = 0 if initial_state is not None else 1  # chunks first .. n-1 read the state entering them
+    ends = n if final_state else n - 1  # chunks 0 .. ends-1 pass their end state on
+    final = None
+    if first < n or final_state:
+        # 2. each chunk's state at its end: B^T (X * exp(g_last - g)); heads of a group share B,
+        # so they ride along in the columns of one product per group
+        gs = g[:, :ends]
+        to_end = _decay(gs[..., -1:] - gs).transpose(2, 3)  # (b, ends, L, H)
+        x_end = (xdt[:, :ends] * to_end[..., None].to(dtype)).view(b, ends, L, G, hg * P)
+        states = torch.einsum("bclgn,bclgq->bcgnq", B[:, :ends], x_end)  # (b, ends, G, N, hg * P)
 
-    # 3. states entering each chunk (float32)
-    states = states.float().view(b, n, G, N, hg, P).permute(0, 1, 2, 4, 5, 3).reshape(b, n, H, P * N)
-    if initial_state is None:
-        initial = states.new_zeros(b, H, P * N)
-    else:
-        initial = initial_state.float().reshape(b, H, P * N)
-    passed = _pass_states(states, g[..., -1], initial)  # (b, n + 1, H, P * N)
-    final = passed[:, n].view(b, H, P, N)
-    start = passed[:, :n].view(b, n, G, hg, P, N).permute(0, 1, 2, 5, 3, 4).reshape(b, n, G, N, hg * P)
+        # 3. states entering chunks first .. n-1, and the final state (float32)
+        states = states.float().view(b, ends, G, N, hg, P).permute(0, 1, 2, 4, 5, 3).reshape(b, ends, H, P * N)
+        if initial_state is None:  # the first chunk's end state is the state entering the second
+            passed = _pass_states(states[:, 1:], g[:, 1:ends, :, -1], states[:, 0])
+        else:
+            passed = _pass_states(states, g[:, :ends, :, -1], initial_state.float().reshape(b, H, P * N))
+        if final_state:
+            final = passed[:, -1].view(b, H, P, N)
+        m = n - first
+        if m:
+            # 4. each position reads the state its chunk started from: (C S) * exp(g)
+            start = passed[:, :m].view(b, m, G, hg, P, N).permute(0, 1, 2, 5, 3, 4).reshape(b, m, G, N, hg * P)
+            y_in = torch.einsum("bclgn,bcgnq->bclgq", C[:, first:], start.to(dtype)).reshape(b, m, L, H, P)
+            y_in = y_in * _decay(g[:, first:]).transpose(2, 3)[..., None].to(dtype)
+            y = torch.cat([y[:, :first], y[:, first:] + y_in], 1) if first else y + y_in
 
-    # 4. each position reads the state its chunk started from: (C S) * exp(g)
-    y_in = torch.einsum("bclgn,bcgnq->bclgq", C, start.to(dtype)).reshape(b, n, L, H, P)
-    y_in = y_in * _decay(g).transpose(2, 3)[..., None].to(dtype)
-
-    y = (y.transpose(2, 3) + y_in).reshape(b, n * L, H, P)[:, :T]
-    return y, final
+    return y.reshape(b, n * L, H, P)[:, :T], final
 
 
 def ssd_reference(x, dt, A, B, C, *, initial_state=None):

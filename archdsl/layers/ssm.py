@@ -116,7 +116,7 @@ class SSM(nn.Module):
             y, _ = ssd_reference(xs, dt, A, B, C)
         else:
             xs, B, C, dt, A = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d.weight, self.conv1d.bias), dt)
-            y, _ = ssd_chunked(xs, dt, A, B, C, chunk=self.p.chunk)  # (B, T, H, P)
+            y, _ = ssd_chunked(xs, dt, A, B, C, chunk=self.p.chunk, final_state=False)  # (B, T, H, P)
         return self._out(y.to(xs.dtype), xs, z, x.dtype)
 
     def init_state(self, batch: int, *, max_len: int, device=None, dtype=None) -> SSMState:
@@ -167,39 +167,47 @@ class SSM(nn.Module):
         matmul = 2 * d * proj + 2 * E * d
         # the SSD's products (see ssd_product_flops), the conv's multiply-adds (2 K per channel)
         # and, per state element and token, the elementwise decay terms where the chunk pass is
-        # a loop (n > MAX_MATRIX_CHUNKS: a multiply and an add per chunk)
+        # a loop (more than MAX_MATRIX_CHUNKS states passed: a multiply and an add per chunk)
         T = ctx.seq_len
-        n = -(-T // min(p.chunk, T))
-        loop = 2 * n * H * P * N if n > MAX_MATRIX_CHUNKS else 0
+        L = min(p.chunk, T)
+        n = -(-T // L)
+        m = n - 1  # chunks that read a state (a forward starts from zeros, so not the first)
+        loop = 2 * (m - 1) * H * P * N if m - 1 > MAX_MATRIX_CHUNKS else 0
         scan = (ssd_product_flops(p, d, T) + loop) / T + 2 * K * conv_dim
         # one step: the products, the conv, and per state element the decay, the input
         # (dt x) B, the add, and the read-out h C (a multiply-add): 5 H P N
         decode = matmul + 2 * K * conv_dim + 5 * H * P * N
         state = (conv_dim * (K - 1) + H * P * N) * ctx.state_bytes
         # Kept for backward, counted from the autograd graph of forward (the test checks it
-        # within 2%). Per token: input and projection (d + proj); the conv's input padded with
-        # K - 1 zeros, its pre-activation and output (3 conv_dim, the padding K - 1 rows more);
-        # dt before and after softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm
-        # input, gate, product and norm output (5E). Per token of the n chunks of L = min(chunk, T)
-        # (padded to Tp = n L): the decays (4H); x dt, its copy laid out per head, its chunk-end
-        # copy and y_in (4E); C B^T (G L) (the (L x L) decay and scores per head are recomputed in
-        # backward, not kept); copies of B and C (G N each): padded ones when T is not a multiple
-        # of L, and with groups over several chunks the einsums' contiguous copies (4 in all).
-        # Per sequence: the chunks' end states and the states passed on ((2n + 1) H P N), the
-        # chunk-to-chunk decay matrix ((3H + 1)(n + 1)^2) and A (2H).
-        L = min(p.chunk, T)
-        bc_copies = 4 if G > 1 and n > 1 else (2 if n * L > T else 0)
+        # within 2%). Per token: input and projection (d + proj; the conv reads its slice of the
+        # projection); the conv's pre-activation and output (2 conv_dim); dt before and after
+        # softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm input, gate,
+        # product and norm output (5E). Per token of the n chunks of L = min(chunk, T) (padded to
+        # Tp = n L): the cumulative log decays (H), x dt laid out per head (E), C B^T (G L) (the
+        # (L x L) decay and scores per head are recomputed in backward, not kept); padded copies
+        # of B and C, or with groups over several chunks the einsum's contiguous copies (2 G N).
+        # Over several chunks, x dt itself (E per padded token) and per token of the m = n - 1
+        # chunks whose end state is passed on and of the m chunks that read one: the decays to
+        # the chunk end and their exponent, x dt decayed to the end, the read-out's decay and its
+        # product (3H + 2E), with groups the einsums' copies of B and C (2 G N); per sequence the
+        # passed states as stacked and as read (2 m H P N), with more than one state to pass the
+        # chunk-to-chunk decay matrix ((3H + 1) m^2; past MAX_MATRIX_CHUNKS the loop that
+        # replaces it keeps its own, smaller, tensors, not counted); A and exp(A_log) (2H).
+        Tp = n * L
+        copies = G > 1 and n > 1
         per_token = (
             d
             + proj
             + 2 * conv_dim
-            + conv_dim * (T + K - 1) / T
             + 2 * H
             + G
             + 5 * E
-            + (n * L / T) * (4 * H + bc_copies * G * N + 4 * E + G * L)
-            + ((2 * n + 1) * H * P * N + (3 * H + 1) * (n + 1) ** 2 + 2 * H) / T
+            + (Tp / T) * (H + E + G * L + (2 * G * N if copies or Tp > T else 0))
+            + 2 * H / T
         )
+        if m:
+            per_token += (Tp * E + m * L * (3 * H + 2 * E + (2 * G * N if copies else 0)) + 2 * m * H * P * N) / T
+            per_token += (3 * H + 1) * m**2 / T if 1 <= m - 1 <= MAX_MATRIX_CHUNKS else 0
         return Cost(
             params=n_params,
             matmul_flops=float(matmul),
@@ -211,20 +219,23 @@ class SSM(nn.Module):
 
 
 def ssd_product_flops(p: SSMParams, d_model: int, T: int) -> float:
-    """Forward FLOPs of the matrix products of :func:`ssd_chunked` over T tokens: exactly what
-    ``torch.utils.flop_counter`` counts for them (the tests check it).
+    """Forward FLOPs of the matrix products of :func:`ssd_chunked` over T tokens from a zero
+    state, without the final state (the layer's forward): exactly what ``torch.utils.flop_counter``
+    counts for them (the tests check it).
 
     With chunk L = min(chunk, T), n = ceil(T / L) chunks and Tp = n L padded tokens (after the
     SSD cost analysis of the Mamba-2 paper, section 6.3: quadratic in L within chunks, linear in
-    T across them): C B^T 2 Tp L G N; scores X 2 Tp L H P; chunk states B^T X 2 Tp H P N; the
-    read-out of the chunks' start states C S 2 Tp H P N; the chunk-to-chunk pass as a
-    decay-matrix product 2 (n + 1)^2 H P N (for n <= 256; beyond, n elementwise updates).
+    T across them): C B^T 2 Tp L G N; scores X 2 Tp L H P; the end states B^T X of the first
+    n - 1 chunks (the last one's is not read) 2 (n - 1) L H P N; the read-out C S of the start
+    states of the last n - 1 chunks (the first starts from zeros) 2 (n - 1) L H P N; passing the
+    n - 2 states after the first on, a decay-matrix product 2 (n - 1)^2 H P N (for 1 to 256 of
+    them; beyond, elementwise updates).
     """
     N, P, G = p.state, p.head_dim, p.groups
     H = p.expand * d_model // P
     L = min(p.chunk, T)
     n = -(-T // L)
     Tp = n * L
-    chunks = 2 * Tp * L * G * N + 2 * Tp * L * H * P + 4 * Tp * H * P * N
-    passing = 2 * (n + 1) ** 2 * H * P * N if n <= MAX_MATRIX_CHUNKS else 0
+    chunks = 2 * Tp * L * G * N + 2 * Tp * L * H * P + 4 * (n - 1) * L * H * P * N
+    passing = 2 * (n - 1) ** 2 * H * P * N if 1 <= n - 2 <= MAX_MATRIX_CHUNKS else 0
     return float(chunks + passing)
