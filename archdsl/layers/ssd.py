@@ -37,6 +37,30 @@ MAX_MATRIX_CHUNKS = 256
 FLOOR = -60.0
 
 
+# Chunks are at least this long before the balance below may shorten them: shorter chunks make
+# products too small to run at matrix-product speed.
+MIN_AUTO_CHUNK = 64
+
+
+def chunk_length(T: int, chunk: int, heads: int, head_dim: int, groups: int, state: int) -> int:
+    """Tokens per chunk for a sequence of T: ``min(chunk, T)``, shortened (to a power of two, not
+    below MIN_AUTO_CHUNK) where the work within chunks outgrows the work on states.
+
+    Per token, a chunk of L costs ``2 L (G N + H P)`` FLOPs in its (L x L) products and
+    ``4 H P N`` in those with the states (a chunk's end state and its start state's read-out),
+    which do not depend on L; past ``L = 2 H P N / (G N + H P)`` a longer chunk adds more
+    quadratic work (and (L x L) decay masks, elementwise) than it saves on passing states. With
+    Mamba-2's state 128 and head_dim 64 that balance is at 128 to 256 tokens, and on a CPU 128
+    ran 10-20% faster than 256 at d_model 64 to 256 (benchmarks/README.md).
+    """
+    L = min(chunk, T)
+    balance = 2 * heads * head_dim * state / (groups * state + heads * head_dim)
+    cap = MIN_AUTO_CHUNK
+    while cap * 2 <= balance:
+        cap *= 2
+    return min(L, cap)
+
+
 def _decay(x: torch.Tensor) -> torch.Tensor:
     """``exp(x)`` for a log decay x <= 0, floored at ``exp(FLOOR)`` (see FLOOR)."""
     return x.clamp(min=FLOOR).exp()
@@ -129,7 +153,8 @@ def _pass_states(chunk_states: torch.Tensor, chunk_decay: torch.Tensor, initial:
 
 
 def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_state: bool = True):
-    """The SSD scan over a sequence, chunk by chunk, with matrix products.
+    """The SSD scan over a sequence, chunk by chunk (of at most ``chunk`` tokens, see
+    :func:`chunk_length`), with matrix products.
 
     x (b, T, H, P); dt (b, T, H), already positive; A (H,), negative; B, C (b, T, G, N);
     initial_state (b, H, P, N) or None (zeros). Returns y (b, T, H, P) in x's dtype (without
@@ -144,7 +169,7 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
     b, T, H, P = x.shape
     G, N = B.shape[-2:]
     hg = H // G
-    L = min(chunk, T)
+    L = chunk_length(T, chunk, H, P, G, N)
     pad = (-T) % L
     n = (T + pad) // L
     dtype = x.dtype

@@ -23,7 +23,7 @@ from archdsl.layers.base import InvalidParams, LayerParams, divisors
 from archdsl.layers.causal_conv import causal_conv_silu, causal_conv_silu_from, conv_step
 from archdsl.layers.init import dt_bias_init
 from archdsl.layers.registry import register_layer
-from archdsl.layers.ssd import MAX_MATRIX_CHUNKS, ssd_chunked, ssd_reference
+from archdsl.layers.ssd import MAX_MATRIX_CHUNKS, chunk_length, ssd_chunked, ssd_reference
 from archdsl.layers.state import check_batch
 from archdsl.nn.norm import GatedRMSNorm
 from archdsl.spec.model import ModelSettings
@@ -35,7 +35,9 @@ class SSMParams(LayerParams):
     head_dim: int = Field(64, ge=1, description="channels per head (P); heads = expand * d_model / head_dim")
     groups: int = Field(1, ge=1, description="groups of heads sharing B and C (HF n_groups)")
     conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv on x, B, C")
-    chunk: int = Field(256, ge=1, le=4096, description="tokens per chunk of the SSD algorithm (speed only)")
+    chunk: int = Field(
+        256, ge=1, le=4096, description="most tokens per chunk of the SSD algorithm (speed only; see ssd.chunk_length)"
+    )
 
     def resolve(self, model: ModelSettings) -> SSMParams:
         inner = self.expand * model.d_model
@@ -169,7 +171,7 @@ class SSM(nn.Module):
         # and, per state element and token, the elementwise decay terms where the chunk pass is
         # a loop (more than MAX_MATRIX_CHUNKS states passed: a multiply and an add per chunk)
         T = ctx.seq_len
-        L = min(p.chunk, T)
+        L = chunk_length(T, p.chunk, H, P, G, N)
         n = -(-T // L)
         m = n - 1  # chunks that read a state (a forward starts from zeros, so not the first)
         loop = 2 * (m - 1) * H * P * N if m - 1 > MAX_MATRIX_CHUNKS else 0
@@ -182,7 +184,7 @@ class SSM(nn.Module):
         # within 2%). Per token: input and projection (d + proj; the conv reads its slice of the
         # projection); the conv's pre-activation and output (2 conv_dim); dt before and after
         # softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm input, gate,
-        # product and norm output (5E). Per token of the n chunks of L = min(chunk, T) (padded to
+        # product and norm output (5E). Per token of the n chunks of L (see chunk_length) (padded to
         # Tp = n L): the cumulative log decays (H), x dt laid out per head (E), C B^T (G L) (the
         # (L x L) decay and scores per head are recomputed in backward, not kept); padded copies
         # of B and C, or with groups over several chunks the einsum's contiguous copies (2 G N).
@@ -223,7 +225,7 @@ def ssd_product_flops(p: SSMParams, d_model: int, T: int) -> float:
     state, without the final state (the layer's forward): exactly what ``torch.utils.flop_counter``
     counts for them (the tests check it).
 
-    With chunk L = min(chunk, T), n = ceil(T / L) chunks and Tp = n L padded tokens (after the
+    With chunk L (``chunk_length``: at most min(chunk, T)), n = ceil(T / L) chunks and Tp = n L padded tokens (after the
     SSD cost analysis of the Mamba-2 paper, section 6.3: quadratic in L within chunks, linear in
     T across them): C B^T 2 Tp L G N; scores X 2 Tp L H P; the end states B^T X of the first
     n - 1 chunks (the last one's is not read) 2 (n - 1) L H P N; the read-out C S of the start
@@ -233,7 +235,7 @@ def ssd_product_flops(p: SSMParams, d_model: int, T: int) -> float:
     """
     N, P, G = p.state, p.head_dim, p.groups
     H = p.expand * d_model // P
-    L = min(p.chunk, T)
+    L = chunk_length(T, p.chunk, H, P, G, N)
     n = -(-T // L)
     Tp = n * L
     chunks = 2 * Tp * L * G * N + 2 * Tp * L * H * P + 4 * (n - 1) * L * H * P * N

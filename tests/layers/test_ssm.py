@@ -12,7 +12,7 @@ from archdsl.errors import GenerationError
 from archdsl.layers import ssd
 from archdsl.layers.base import InvalidParams
 from archdsl.layers.registry import get_layer
-from archdsl.layers.ssd import ssd_chunked, ssd_reference
+from archdsl.layers.ssd import chunk_length, ssd_chunked, ssd_reference
 from archdsl.layers.ssm import SSM, SSMParams, ssd_product_flops
 from archdsl.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
@@ -45,6 +45,25 @@ def test_fast_path_matches_loop_over_time(T, groups, chunk):
     fast, ref = layer(x), layer(x, reference=True)
     torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
     assert_grads_close(grads(layer, x, fast), grads(layer, x, ref))
+
+
+def test_long_chunks_are_shortened_where_within_chunk_work_dominates():
+    """State 128 with 8 heads of 8 channels: within-chunk products (2 L (G N + H P) per token)
+    outweigh the state products (4 H P N) past L = 85, so chunk=256 runs chunks of 64; the result
+    and the gradients are still the loop's, and the FLOPs the counter sees are the cost's."""
+    layer = make(state=128, head_dim=8, chunk=256)
+    assert chunk_length(150, 256, 8, 8, 1, 128) == 64
+    assert chunk_length(150, 256, 8, 64, 1, 128) == 128  # Mamba-2's head_dim 64: balance at 171
+    assert chunk_length(40, 256, 8, 8, 1, 128) == 40  # a short sequence is one chunk
+    assert chunk_length(150, 48, 8, 8, 1, 128) == 48  # never longer than asked
+    x = torch.randn(2, 150, 32, requires_grad=True)
+    fast, ref = layer(x), layer(x, reference=True)
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+    assert_grads_close(grads(layer, x, fast), grads(layer, x, ref))
+    cost = SSM.cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=150))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        layer(torch.randn(1, 150, 32))
+    assert counter.get_total_flops() == 150 * cost.matmul_flops + ssd_product_flops(layer.p, 32, 150)
 
 
 def test_chunk_to_chunk_loop_matches_matrix(monkeypatch):
