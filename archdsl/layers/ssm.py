@@ -184,32 +184,30 @@ class SSM(nn.Module):
         # within 2%). Per token: input and projection (d + proj; the conv reads its slice of the
         # projection); the conv's pre-activation and output (2 conv_dim); dt before and after
         # softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm input, gate,
-        # product and norm output (5E). Per token of the n chunks of L (see chunk_length) (padded to
-        # Tp = n L): the cumulative log decays (H), x dt laid out per head (E), C B^T (G L) (the
-        # (L x L) decay and scores per head are recomputed in backward, not kept); padded copies
-        # of B and C, or with groups over several chunks the einsum's contiguous copies (2 G N).
-        # Over several chunks, x dt itself (E per padded token) and per token of the m = n - 1
-        # chunks whose end state is passed on and of the m chunks that read one: the decays to
-        # the chunk end and their exponent, x dt decayed to the end, the read-out's decay and its
-        # product (3H + 2E), with groups the einsums' copies of B and C (2 G N); per sequence the
-        # passed states as stacked and as read (2 m H P N), with more than one state to pass the
-        # chunk-to-chunk decay matrix ((3H + 1) m^2; past MAX_MATRIX_CHUNKS the loop that
-        # replaces it keeps its own, smaller, tensors, not counted); A and exp(A_log) (2H).
+        # product and norm output (5E). Per token of the n chunks of L (see chunk_length), padded
+        # to Tp = n L: the cumulative log decays (H), x dt laid out per head (E), C B^T (G L) (the
+        # (L x L) decay and scores per head are recomputed in backward, not kept). Over several
+        # chunks, x dt itself (E per padded token) and per token of the m = n - 1 chunks whose end
+        # state is passed on and of the m chunks that read one: the decays to the chunk end and
+        # their exponent, x dt decayed to the end, the read-out's decay and its product
+        # (3H + 2E); per sequence the states read (m H P N) and, with states to pass from chunk to
+        # chunk, the same stacked and the decay matrix (m H P N + (3H + 1) m^2; past
+        # MAX_MATRIX_CHUNKS the loop that replaces it keeps other tensors, not counted); A and
+        # exp(A_log) (2H). B and C (G N each per token) are views of the conv's output unless
+        # copied: with groups over several chunks the einsum of C B^T copies both (per padded
+        # token), those of the end states and read-outs copy the m chunks they read when there
+        # are several, and a padded sequence keeps its padded B and C where an einsum reads
+        # them as views. Counted for one sequence: with several, the einsums copy B and C over
+        # groups even where a single sequence needs no copy.
         Tp = n * L
-        copies = G > 1 and n > 1
-        per_token = (
-            d
-            + proj
-            + 2 * conv_dim
-            + 2 * H
-            + G
-            + 5 * E
-            + (Tp / T) * (H + E + G * L + (2 * G * N if copies or Tp > T else 0))
-            + 2 * H / T
-        )
+        bc = 2 * Tp * G * N if G > 1 and n > 1 else 0
+        bc += 2 * Tp * G * N if Tp > T and (G == 1 or m == 1) else 0
+        bc += 2 * m * L * G * N if G > 1 and m > 1 else 0
+        per_token = d + proj + 2 * conv_dim + 2 * H + G + 5 * E + (Tp / T) * (H + E + G * L) + (2 * H + bc) / T
         if m:
-            per_token += (Tp * E + m * L * (3 * H + 2 * E + (2 * G * N if copies else 0)) + 2 * m * H * P * N) / T
-            per_token += (3 * H + 1) * m**2 / T if 1 <= m - 1 <= MAX_MATRIX_CHUNKS else 0
+            per_token += (Tp * E + m * L * (3 * H + 2 * E) + m * H * P * N) / T
+            if 1 <= m - 1 <= MAX_MATRIX_CHUNKS:
+                per_token += (m * H * P * N + (3 * H + 1) * m**2) / T
         return Cost(
             params=n_params,
             matmul_flops=float(matmul),
