@@ -28,6 +28,7 @@ from torch import nn
 from archdsl.cost.value import Cost, CostContext
 from archdsl.layers.base import InvalidParams, LayerParams
 from archdsl.layers.causal_conv import causal_conv_silu, conv_from, conv_step
+from archdsl.layers.gate import silu_gate
 from archdsl.layers.init import dt_bias_init
 from archdsl.layers.registry import register_layer
 from archdsl.layers.state import check_batch
@@ -226,7 +227,7 @@ class GatedDeltaNet(nn.Module):
         return q, k, v, g, torch.sigmoid(b.to(acc))
 
     def _out(self, o, z):
-        o = self.norm(o) * F.silu(z.unflatten(-1, (self.heads, self.v_dim)))  # (..., H, V)
+        o = self.norm(o) * silu_gate(z).unflatten(-1, (self.heads, self.v_dim))  # (..., H, V)
         return self.out_proj(o.flatten(-2))
 
     def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:

@@ -24,6 +24,7 @@ from torch import nn
 from archdsl.cost.value import Cost, CostContext
 from archdsl.layers.base import LayerParams
 from archdsl.layers.causal_conv import causal_conv_silu, causal_conv_silu_from, conv_step
+from archdsl.layers.gate import silu_gate
 from archdsl.layers.init import dt_bias_init
 from archdsl.layers.registry import register_layer
 from archdsl.layers.selective_scan import SUB, selective_scan_chunked, selective_scan_reference
@@ -86,7 +87,7 @@ class Mamba(nn.Module):
         return dt, B, C, -torch.exp(self.A_log.float())
 
     def _out(self, y, xc, z, dtype):
-        y = (y + xc * self.D.to(xc.dtype)) * F.silu(z)
+        y = (y + xc * self.D.to(xc.dtype)) * silu_gate(z)
         return self.out_proj(y.to(dtype))
 
     def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
