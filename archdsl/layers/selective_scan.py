@@ -24,7 +24,11 @@ traffic, so :func:`selective_scan_chunked` runs the recurrence itself, as few pa
   runs the adjoint recurrence ``r_t = dy_t C_t + a_{t+1} r_{t+1}`` block by block from the
   chunk's end, recomputing each block's states, and reduces it to the gradients of dt x, dt, A,
   B, C. With ``chunk`` equal to the block length (mamba's default of 16, when a block can hold 16
-  tokens) nothing is recomputed twice.
+  tokens) nothing is recomputed twice;
+* groups of sequences are independent, and with torch on several threads they run at the same
+  time on that many Python threads (see :func:`_run`): OpenMP inside each op reaches only the
+  block-wide products, not the per-token steps, and on a loaded machine its spinning barriers
+  made the whole scan several times slower on two threads than on one.
 
 The sequence is padded with steps of dt = 0 (no decay, no input) to whole sub-chunks of
 ``min(SUB, chunk, T)`` tokens. Decays are exponentials of ``dt A <= 0``, so nothing overflows;
@@ -36,6 +40,9 @@ denormal numbers, which many CPUs multiply tens of times slower.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +55,48 @@ FLOOR = -60.0  # log decays are floored here before exp (exp(-60) = 9e-27)
 
 def _blocks(sub: int, b: int, NE: int) -> tuple[int, int]:
     """(sequences, tokens) per block: the most tokens (a divisor of ``sub``), then the most
-    sequences, whose (sequences, tokens, N, E) tensors stay within BLOCK_ELEMENTS (at least 1 x 1)."""
+    sequences, whose (sequences, tokens, N, E) tensors stay within BLOCK_ELEMENTS (at least 1 x 1),
+    but no more than leave a group of sequences for each of torch's threads."""
     S = max([s for s in range(1, sub + 1) if sub % s == 0 and s * NE <= BLOCK_ELEMENTS] or [1])
-    return max(1, min(b, BLOCK_ELEMENTS // (S * NE))), S
+    return max(1, min(-(-b // torch.get_num_threads()), BLOCK_ELEMENTS // (S * NE))), S
+
+
+_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by process and number of threads
+_SINGLE = threading.local()  # whether a pool thread has set its torch threads to 1
+
+
+def _run(fn, ks) -> list:
+    """``[fn(k) for k in ks]``, the groups of sequences at the same time on as many Python threads
+    as torch has threads: intra-op parallelism does not reach a scan's many small steps, and
+    under load its spinning barriers made the scan several times slower on two threads.
+
+    The pool's threads run torch ops single-threaded (``torch.set_num_threads(1)`` in each sets
+    that thread's OpenMP and MKL counts), so the two kinds of parallelism never nest; the
+    process-wide default the call also stores is set back afterwards. Ops release the GIL while
+    they run; grad mode, which is per thread, is the caller's.
+    """
+    ks = list(ks)
+    threads = torch.get_num_threads()
+    workers = min(threads, len(ks))
+    if workers <= 1:
+        return [fn(k) for k in ks]
+    grad = torch.is_grad_enabled()
+
+    def task(k):
+        if not getattr(_SINGLE, "set", False):
+            torch.set_num_threads(1)
+            _SINGLE.set = True
+        with torch.set_grad_enabled(grad):
+            return fn(k)
+
+    key = (os.getpid(), threads)  # a forked child has none of its parent's threads: a pool of its own
+    if key not in _POOL:
+        _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="archdsl-scan")
+    pool = _POOL[key]
+    try:
+        return list(pool.map(task, ks))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _decays(dt: torch.Tensor, A2: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -139,12 +185,12 @@ class _SelectiveScan(torch.autograd.Function):
         G, S = _blocks(sub, b, N * E)
         A2 = (A.t() * LOG2E).contiguous()  # (N, E)
         y = dtx.new_empty(b, T, E)
-        final, starts = [], []
-        for k in range(0, b, G):
+
+        def group(k):
             part = slice(k, k + G)
-            h, kept = _forward(dtx[part], dt[part], A2, B[part], C[part], h0[part], chunk, S, y[part])
-            final.append(h)
-            starts.append(kept)
+            return _forward(dtx[part], dt[part], A2, B[part], C[part], h0[part], chunk, S, y[part])
+
+        final, starts = zip(*_run(group, range(0, b, G)))
         ctx.save_for_backward(dtx, dt, A, B, C, torch.cat(starts))
         ctx.chunk, ctx.G, ctx.S = chunk, G, S
         return y, torch.cat(final)
@@ -158,14 +204,16 @@ class _SelectiveScan(torch.autograd.Function):
         A2 = At * LOG2E
         dy = dy.contiguous()
         ddtx, ddt, dB, dC = (torch.empty_like(t) for t in (dtx, dt, B, C))
-        dA = dtx.new_zeros(min(G, b), S, N, E)  # summed over its first two dims at the end
-        dh0 = []
-        for k in range(0, b, G):
+
+        def group(k):
             part = slice(k, k + G)
-            grads = (ddtx[part], ddt[part], dA[: min(G, b - k)], dB[part], dC[part])
+            dA = dtx.new_zeros(min(G, b - k), S, N, E)  # each group its own (groups may run at once)
+            grads = (ddtx[part], ddt[part], dA, dB[part], dC[part])
             args = (dtx[part], dt[part], A2, At, B[part], C[part], starts[part], dy[part], dfinal[part])
-            dh0.append(_backward(*args, ctx.chunk, S, grads))
-        return ddtx, ddt, dA.sum((0, 1)).t(), dB, dC, torch.cat(dh0), None, None
+            return _backward(*args, ctx.chunk, S, grads), dA.sum((0, 1))
+
+        dh0, dA = zip(*_run(group, range(0, b, G)))
+        return ddtx, ddt, torch.stack(dA).sum(0).t(), dB, dC, torch.cat(dh0), None, None
 
 
 def selective_scan_chunked(x, dt, A, B, C, *, chunk: int = 64, initial_state=None):
