@@ -17,8 +17,13 @@ sum of ``dt * A`` from each chunk's start:
    lower-triangular decay matrix times the stacked states (no Python loop over chunks);
 4. each chunk's reading of the state it starts from, ``(C S) * exp(g)``.
 
-Every exponent is a difference ``g_l - g_s <= 0`` (or a cumulative sum <= 0) taken before ``exp``,
-in float32, so nothing overflows however strong the decay. The big products are batched matmuls;
+Step 1 factors the mask, ``exp(g_l - g_s) = exp(g_l - m) exp(m - g_s)`` with m the middle of the
+chunk's g, so that it becomes a scaling of X's rows before, and of Y's rows after, one product
+with the causal ``C B^T`` that all heads of a group share (no (L x L) work per head); this holds
+while every ``|g - m|`` stays within FACTOR_LIMIT, so that both factors are normal float32
+numbers. Past it (strong decays) the masks are formed per head, every exponent a difference
+``g_l - g_s <= 0`` (or a cumulative sum <= 0) taken before ``exp``, in float32, so nothing
+overflows however strong the decay. The big products are batched matmuls;
 the largest tensors are (B, chunks, H, L, L), so memory is linear in the sequence length.
 """
 
@@ -35,6 +40,11 @@ MAX_MATRIX_CHUNKS = 256
 # to any term that is not decayed away, while the exact values down to exp(-87) and beyond are
 # denormal numbers, on which CPUs run exp and products tens of times slower.
 FLOOR = -60.0
+
+# The within-chunk decays factor into exp(g_l - mid) exp(mid - g_s) when every |g - mid| in a chunk
+# is at most this (exp(80) = 5.5e34 and exp(-80) = 1.8e-35 are normal float32 numbers); beyond, the
+# (L x L) masks are formed per head.
+FACTOR_LIMIT = 80.0
 
 
 # Chunks are at least this long before the balance below may shorten them: shorter chunks make
@@ -187,7 +197,16 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
 
     # 1. within chunks: (C B^T * decay) X, per head
     CB = torch.einsum("bclgn,bcsgn->bcgls", C, B)  # (b, n, G, L, L)
-    y = _IntraChunk.apply(CB, g, xdt.transpose(2, 3).contiguous(), hg).transpose(2, 3)  # (b, n, L, H, P)
+    mid = g[..., L // 2 : L // 2 + 1]  # (b, n, H, 1)
+    if float((g - mid).detach().abs().amax()) <= FACTOR_LIMIT:
+        # exp(g_l - g_s) = exp(g_l - mid) exp(mid - g_s): the decay mask factors into a scaling of
+        # rows and one of columns, so all heads of a group share one (L x L) matrix and one product
+        e = torch.exp(g - mid).transpose(2, 3)  # (b, n, L, H)
+        z = (xdt * torch.exp(mid - g).transpose(2, 3)[..., None].to(dtype)).view(b, n, L, G, hg * P)
+        w = torch.einsum("bcgls,bcsgq->bclgq", CB.tril(), z).reshape(b, n, L, H, P)
+        y = w * e[..., None].to(dtype)
+    else:
+        y = _IntraChunk.apply(CB, g, xdt.transpose(2, 3).contiguous(), hg).transpose(2, 3)  # (b, n, L, H, P)
 
     first = 0 if initial_state is not None else 1  # chunks first .. n-1 read the state entering them
     ends = n if final_state else n - 1  # chunks 0 .. ends-1 pass their end state on

@@ -185,10 +185,11 @@ class SSM(nn.Module):
         # projection); the conv's pre-activation and output (2 conv_dim); dt before and after
         # softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm input, gate,
         # product and norm output (5E). Per token of the n chunks of L (see chunk_length), padded
-        # to Tp = n L: the cumulative log decays (H), x dt laid out per head (E), C B^T (G L) (the
-        # (L x L) decay and scores per head are recomputed in backward, not kept). Over several
-        # chunks, x dt itself (E per padded token) and per token of the m = n - 1 chunks whose end
-        # state is passed on and of the m chunks that read one: the decays to the chunk end and
+        # to Tp = n L, the within-chunk form with factored decays (see ssd_chunked; the per-head
+        # form that strong decays fall back on keeps less): the decays' two factors (2H), x dt,
+        # x dt scaled, its product with the causal C B^T (3E) and that matrix (G L). Over
+        # several chunks, the cumulative log decays (H per padded token) and per token of the
+        # m = n - 1 chunks whose end state is passed on and of the m chunks that read one: the decays to the chunk end and
         # their exponent, x dt decayed to the end, the read-out's decay and its product
         # (3H + 2E); per sequence the states read (m H P N) and, with states to pass from chunk to
         # chunk, the same stacked and the decay matrix (m H P N + (3H + 1) m^2; past
@@ -203,9 +204,9 @@ class SSM(nn.Module):
         bc = 2 * Tp * G * N if G > 1 and n > 1 else 0
         bc += 2 * Tp * G * N if Tp > T and (G == 1 or m == 1) else 0
         bc += 2 * m * L * G * N if G > 1 and m > 1 else 0
-        per_token = d + proj + 2 * conv_dim + 2 * H + G + 5 * E + (Tp / T) * (H + E + G * L) + (2 * H + bc) / T
+        per_token = d + proj + 2 * conv_dim + 2 * H + G + 5 * E + (Tp / T) * (2 * H + 3 * E + G * L) + (2 * H + bc) / T
         if m:
-            per_token += (Tp * E + m * L * (3 * H + 2 * E) + m * H * P * N) / T
+            per_token += (Tp * H + m * L * (3 * H + 2 * E) + m * H * P * N) / T
             if 1 <= m - 1 <= MAX_MATRIX_CHUNKS:
                 per_token += (m * H * P * N + (3 * H + 1) * m**2) / T
         return Cost(

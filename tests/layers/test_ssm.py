@@ -91,6 +91,26 @@ def test_strong_decay_stays_finite_and_exact():
     assert torch.isfinite(g).all()
 
 
+@pytest.mark.parametrize("per_step", [-4.5, -6.0], ids=["factored-near-limit", "per-head-masks"])
+def test_decays_near_and_past_the_factoring_limit(monkeypatch, per_step):
+    """Within a chunk of 32 the decay exp(g_l - g_s) is factored as exp(g_l - mid) exp(mid - g_s)
+    while every |g - mid| <= FACTOR_LIMIT (80): at -4.5 per step the factors reach exp(+-72);
+    at -6.0 (up to 96) the per-head masks are used. Both equal the loop, values and gradients."""
+    T, H = 64, 2
+    x, B, C = torch.randn(1, T, H, 4, requires_grad=True), torch.randn(1, T, 1, 3), torch.randn(1, T, 1, 3)
+    dt, A = torch.ones(1, T, H, requires_grad=True), torch.tensor([per_step, -0.5])
+    masks = []
+    apply = ssd._IntraChunk.apply
+    monkeypatch.setattr(ssd._IntraChunk, "apply", lambda *a: masks.append(1) or apply(*a))
+    y, _ = ssd_chunked(x, dt, A, B, C, chunk=32)
+    assert bool(masks) == (per_step == -6.0)
+    y_ref, _ = ssd_reference(x, dt, A, B, C)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    gy = torch.randn_like(y)
+    for a, b in zip(torch.autograd.grad(y, [x, dt], gy), torch.autograd.grad(y_ref, [x, dt], gy)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 def hf_pair(groups: int = 2, chunk: int = 16):
     d, heads, head_dim, state = 32, 4, 16, 8
     config = transformers.Mamba2Config(
