@@ -52,9 +52,7 @@ def swiglu(f: Fields, hidden_key: str = "intermediate_size", act_key: str = "hid
     return Call.of("mlp", hidden=f.get(hidden_key, kind=int))
 
 
-def mamba2(
-    f: Fields, *, inner: int, heads: int, head_dim: int, groups: int, state: int, conv: int, chunk: int
-) -> Call:
+def mamba2(f: Fields, *, inner: int, heads: int, head_dim: int, groups: int, state: int, conv: int, chunk: int) -> Call:
     """``ssm``: archdsl's width is ``expand * d_model`` with a whole ``expand`` and its heads
     follow from ``head_dim``; an inner width that is not a multiple of d_model is a difference
     (the nearest whole expand is written when the caller accepts differences)."""

@@ -72,7 +72,10 @@ def qwen3_next(f: Fields) -> Layout:
             f.differ("shared_expert_intermediate_size", shared, "archdsl's moe has routed experts only")
         f.expect("norm_topk_prob", True, "archdsl's moe renormalises the top-k weights")
         moe = Call.of(
-            "moe", experts=experts, top_k=f.get("num_experts_per_tok", kind=int), hidden=f.get("moe_intermediate_size", kind=int)
+            "moe",
+            experts=experts,
+            top_k=f.get("num_experts_per_tok", kind=int),
+            hidden=f.get("moe_intermediate_size", kind=int),
         )
     f.ignore("shared_expert_intermediate_size", "norm_topk_prob", "num_experts_per_tok", "moe_intermediate_size")
     blocks = [(mixers[k], moe if s else mlp) for k, s in zip(kinds, sparse)]
@@ -84,7 +87,9 @@ def lfm2(f: Fields) -> Layout:
     whose width LFM2 derives from ``intermediate_size`` (``block_auto_adjust_ff_dim``)."""
     n = f.get("num_hidden_layers", kind=int)
     full = f.get("full_attn_idxs", list(range(n)), kind=list)
-    kinds = _layer_types(f, n, {"full_attention", "conv"}, ["full_attention" if i in full else "conv" for i in range(n)])
+    kinds = _layer_types(
+        f, n, {"full_attention", "conv"}, ["full_attention" if i in full else "conv" for i in range(n)]
+    )
     f.ignore("full_attn_idxs")
     f.expect("conv_bias", False, "archdsl's conv has no bias")
     attn = attention(f, rope_theta=rope_theta(f, default=1000000.0), qk_norm=True)

@@ -115,7 +115,9 @@ def nemotron_h(f: Fields) -> Layout:
     if "mlp" in kinds or "moe" in kinds:
         act = f.get("mlp_hidden_act", "relu2", kind=str)
         if act != "silu":
-            f.differ("mlp_hidden_act", act, f"{SWIGLU}; Nemotron-H's MLP is up/down with {act} (two matrices, not three)")
+            f.differ(
+                "mlp_hidden_act", act, f"{SWIGLU}; Nemotron-H's MLP is up/down with {act} (two matrices, not three)"
+            )
         f.expect("mlp_bias", False, NO_BIAS)
     if "mlp" in kinds:
         calls["mlp"] = Call.of("mlp", hidden=f.get("intermediate_size", kind=int))
@@ -148,7 +150,10 @@ def _nemotron_kinds(f: Fields) -> list[str]:
                           "- (MLP) and E (mixture of experts)")  # fmt: skip
         f.ignore("layers_block_type")
         return [NEMOTRON_PATTERN[c] for c in pattern]
-    kinds = [{"mamba": "linear_attention", "attention": "full_attention"}.get(k, k) for k in _layer_list(f, "layers_block_type")]
+    kinds = [
+        {"mamba": "linear_attention", "attention": "full_attention"}.get(k, k)
+        for k in _layer_list(f, "layers_block_type")
+    ]
     unknown = sorted(set(kinds) - set(NEMOTRON_PATTERN.values()))
     if unknown:
         raise f.error(f"layers_block_type has {unknown[0]!r}; expected linear_attention, full_attention, mlp or moe")

@@ -129,7 +129,9 @@ def _pattern(layers: list[LayerNode]) -> str:
                 f"sub-layer {i + 1}{_where(layer)} is {layer.type}; the pattern has M (ssm), * (attn), - (mlp), E (moe)"
             )
         if layer.type == "attn" and layer.params.window:
-            raise _Unexpressible(f"sub-layer {i + 1}{_where(layer)} is attn with a window; Nemotron-H's * is full attention")
+            raise _Unexpressible(
+                f"sub-layer {i + 1}{_where(layer)} is attn with a window; Nemotron-H's * is full attention"
+            )
         chars.append(PATTERN[layer.type])
     return "".join(chars)
 
