@@ -185,9 +185,10 @@ def zamba2(f: Fields) -> Layout:
     )
     blocks, used = [], 0
     if "hybrid" in kinds:
-        f.differ("shared block input", "concat(hidden, embeddings)", "archdsl's shared block reads the residual stream (d_model)")  # fmt: skip
-        f.differ("hybrid layer linear", "one per hybrid layer", "archdsl has no projection between the shared block and the ssm")  # fmt: skip
-        f.differ("shared MLP adapters", f"rank {f.get('adapter_rank', 128, kind=int)} LoRA per hybrid layer", "archdsl shares the block as it is")  # fmt: skip
+        rank = f.get("adapter_rank", 128, kind=int)
+        f.differ("shared block input", "concat(hidden, embeddings)", "archdsl's shared block reads the residual stream")
+        f.differ("hybrid layer linear", "one per hybrid layer", "archdsl has no projection after the shared block")
+        f.differ("shared MLP adapters", f"rank {rank} LoRA per hybrid layer", "archdsl shares the block as it is")
         if f.get("use_shared_attention_adapter", False, kind=bool):
             f.differ("use_shared_attention_adapter", True, "archdsl shares the block as it is (no LoRA per use)")
         if not f.get("use_mem_rope", False, kind=bool):
