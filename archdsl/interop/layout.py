@@ -80,7 +80,11 @@ def render(layout: Layout) -> str:
         f"model d_model={layout.d_model} vocab={layout.vocab} tie_embeddings={tied} "
         f"norm_eps={format_value(float(layout.norm_eps))}"
     )
-    lines += [f"let {name} = {call.text()}" for call, name in names.calls.items() if call.params]
+    # `let attn = attn ...` makes later `attn` mean the let: the lets named after a layer type
+    # come after every other let that calls that type
+    named = [(call, name) for call, name in names.calls.items() if call.params]
+    named.sort(key=lambda pair: pair[1] == pair[0].type)
+    lines += [f"let {name} = {call.text()}" for call, name in named]
     for item in dict.fromkeys(i for block in layout.blocks for i in block if isinstance(i, Shared)):
         name = names.fresh("shared_block")  # `shared` itself is a keyword
         names.items[item] = name
