@@ -70,7 +70,8 @@ def export_command(
     from archdsl.interop.hf_export import to_hf_layer_types
 
     fields = to_hf_layer_types(load_spec(file, expr))
-    _emit(json.dumps(fields, indent=2) + "\n", out)
+    lines = [f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in fields.items()]  # lists on one line
+    _emit("{\n" + ",\n".join(lines) + "\n}\n", out)
 
 
 def _emit(text: str, out: Optional[Path]) -> None:

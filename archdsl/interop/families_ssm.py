@@ -12,7 +12,7 @@ from archdsl.interop.common import NO_BIAS, SWIGLU, attention, header, mamba2, m
 from archdsl.interop.layout import Call, Layout, Parallel, Shared
 from archdsl.interop.reader import Fields
 
-NO_ROPE = "attention without positional encoding; archdsl's attn applies RoPE"
+NO_ROPE = "archdsl's attn applies RoPE"
 
 
 def mamba(f: Fields) -> Layout:
@@ -55,7 +55,7 @@ def jamba(f: Fields) -> Layout:
     """Layer i is attention when ``i % attn_layer_period == attn_layer_offset`` (else Mamba-1) and
     has a mixture of experts when ``i % expert_layer_period == expert_layer_offset``."""
     d = f.get("hidden_size", kind=int)
-    f.differ("attention", "no RoPE", NO_ROPE)
+    f.differ("attention", "no positional encoding", NO_ROPE)
     f.differ("mamba", "dt_layernorm, b_layernorm, c_layernorm", "archdsl's mamba has no RMSNorm on dt, B and C")
     f.expect("mamba_proj_bias", False, NO_BIAS)
     f.expect("mamba_conv_bias", True, "archdsl's mamba convolution has a bias")
@@ -108,7 +108,7 @@ def nemotron_h(f: Fields) -> Layout:
         )
         f.ignore("expand")  # the width is mamba_num_heads * mamba_head_dim
     if "full_attention" in kinds:
-        f.differ("attention", "no RoPE", NO_ROPE)
+        f.differ("attention", "no positional encoding", NO_ROPE)
         if f.get("sliding_window", None, kind=int) is not None:
             f.differ("sliding_window", f.data["sliding_window"], "read only for full attention here")
         calls["full_attention"] = attention(f)

@@ -4,6 +4,7 @@ give: one ``error: FILE: ...`` line each, naming what was expected, never a trac
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,10 @@ def test_export_hf_json_and_its_errors(tmp_path):
     assert fields["hybrid_override_pattern"] == "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-"
     out = tmp_path / "layers.json"
     result = run("export", "-e", "2x(gdn mlp attn moe)", "--hf", "--out", str(out))
-    assert result.exit_code == 0 and json.loads(out.read_text())["layer_types"] == ["linear_attention", "full_attention"] * 2
+    assert (
+        result.exit_code == 0
+        and json.loads(out.read_text())["layer_types"] == ["linear_attention", "full_attention"] * 2
+    )
     result = run("export", str(EXAMPLES / "zamba2.arch"), "--hf")
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot write this layout as Hugging Face layer types: sub-layer 7 (at ")
@@ -132,3 +136,17 @@ def test_import_and_export_do_not_import_torch_once_parsing_does_not():
 def test_from_hf_config_refuses_other_objects():
     with pytest.raises(ArchDSLError, match="takes a transformers config, a dict of config fields or a config.json"):
         archdsl.from_hf_config(42)
+
+
+def test_readme_section_shows_real_output():
+    """Every ``$ archdsl ...`` example in the README's section prints what the README shows."""
+    import shlex
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("## Published configs in and out", 1)[1].split("\n## ", 1)[0]
+    examples = re.findall(r"\n    \$ archdsl (.*)\n((?:    .*\n)+)", section)
+    assert len(examples) == 4
+    for command, shown in examples:
+        result = run(*shlex.split(command, comments=True))
+        expected = "".join(line[4:] + "\n" for line in shown.splitlines())
+        assert result.output == expected, command

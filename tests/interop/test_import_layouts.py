@@ -56,7 +56,7 @@ def test_jamba_default_periods():
     config = transformers.JambaConfig()
     with pytest.raises(ArchDSLError) as err:
         archdsl.from_hf_config(config)
-    for named in ("no RoPE", "dt_layernorm", "not renormalised", "--approximate"):
+    for named in ("attention=no positional encoding", "dt_layernorm", "not renormalised", "--approximate"):
         assert named in str(err.value)
     text, spec = imported(config, approximate=True)
     expected = []
@@ -148,7 +148,9 @@ def test_qwen3_sliding_layers():
 def test_lfm2_conv_layers():
     config = transformers.Lfm2Config(num_hidden_layers=6, full_attn_idxs=[2, 5])
     _, spec = imported(config)
-    assert sublayers(spec) == [x for k in config.layer_types for x in ("attn" if k == "full_attention" else "conv", "mlp")]
+    assert sublayers(spec) == [
+        x for k in config.layer_types for x in ("attn" if k == "full_attention" else "conv", "mlp")
+    ]
     assert params_of(spec, "conv")[0].kernel == config.conv_L_cache
 
 

@@ -56,7 +56,10 @@ EXACT = {
         transformers.Mamba2Config(**SMALL, num_hidden_layers=2, num_heads=8, head_dim=16, n_groups=2, state_size=8),
         transformers.Mamba2ForCausalLM,
     ),
-    "mamba": lambda: (transformers.MambaConfig(**SMALL, num_hidden_layers=2, state_size=8), transformers.MambaForCausalLM),
+    "mamba": lambda: (
+        transformers.MambaConfig(**SMALL, num_hidden_layers=2, state_size=8),
+        transformers.MambaForCausalLM,
+    ),
     "lfm2-conv": lambda: (
         transformers.Lfm2Config(
             **SMALL,
