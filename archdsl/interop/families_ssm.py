@@ -70,14 +70,14 @@ def jamba(f: Fields) -> Layout:
     mlp = swiglu(f)
     experts = f.get("num_experts", 16, kind=int)
     moe = Call.of("moe", experts=experts, top_k=f.get("num_experts_per_tok", 2, kind=int), hidden=mlp.params[0][1])
-    if experts > 1:
-        f.differ("moe router", "top-k softmax weights not renormalised", "archdsl's moe renormalises the top-k weights")
     attn_period, attn_offset = f.get("attn_layer_period", 8, kind=int), f.get("attn_layer_offset", 4, kind=int)
     moe_period, moe_offset = f.get("expert_layer_period", 2, kind=int), f.get("expert_layer_offset", 1, kind=int)
     blocks = []
     for i in range(f.get("num_hidden_layers", kind=int)):
         sparse = experts > 1 and i % moe_period == moe_offset
         blocks.append((attn if i % attn_period == attn_offset else mixer, moe if sparse else mlp))
+    if any(moe in block for block in blocks):
+        f.differ("moe router", "top-k softmax weights not renormalised", "archdsl's moe renormalises the top-k weights")
     return Layout(**header(f, tied_default=False), blocks=blocks)
 
 
