@@ -3,6 +3,7 @@
     python benchmarks/bench_search.py quickstart            # wall time, machinery share of it
     python benchmarks/bench_search.py ladder [--seeds 2]    # ladder vs every trial to the last stage
     python benchmarks/bench_search.py recall [--seeds 3] [--trials N]   # TPE vs random; hybrid vs baselines
+    python benchmarks/bench_search.py threads [--rounds 3]          # 1 process x 2 threads vs 2 x 1
     python benchmarks/bench_search.py recall --trials 20 --stages 100,200,400 --keep runs/recall-bench   # shorter
 
 Each case runs real searches (``archdsl.search.search``) into a temporary folder, one after
@@ -167,6 +168,42 @@ def recall(args):
     print(json.dumps(wins, indent=1))
 
 
+def threads(args):
+    """Trials per hour on this machine's cores: one worker on every core's thread against one
+    single-threaded worker per core. Both modes train the same fixed layouts of the quickstart's
+    space (enqueued, so no sampler decides), each a fixed number of steps without the ladder, so
+    the work is identical and only the split of the cores differs; the modes alternate round by
+    round in this process."""
+    import random
+
+    recipe = load_recipe(ROOT / "search" / "quickstart.toml")
+    options = ["attn heads=2", "attn heads=2 window=8", "ssm state=16 head_dim=16 chunk=32", "conv"]
+    pick = random.Random(0)
+    layouts = [" ".join(pick.choice(options) for _ in range(4)) for _ in range(args.trials or 12)]
+    cores = os.cpu_count() or 1
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for workers in (1, cores):
+                data = _variant(
+                    recipe, baselines=layouts, trials=len(layouts), workers=workers, name=f"w{workers}-{round_}"
+                )
+                data.pop("ladder")
+                data["train"]["steps"] = args.steps
+                data["train"].pop("threads", None)  # the workers split the cores (archdsl.search.distributed)
+                r = recipe_from_dict(data)
+                study, wall = run(r, Path(tmp) / f"w{workers}-{round_}")
+                finished = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+                results.setdefault(workers, []).append(finished / wall * 3600)
+                print(json.dumps({"round": round_, "workers": workers, "threads": cores // workers,
+                                  "wall_s": round(wall, 1), "finished": finished}), flush=True)  # fmt: skip
+    print(f"{len(layouts)} fixed layouts x {args.steps} steps, {cores} cores, medians of {args.rounds} rounds")
+    print("| processes x threads | trials per hour |")
+    print("|---|---|")
+    for workers, rates in results.items():
+        print(f"| {workers} x {cores // workers} | {sorted(rates)[len(rates) // 2]:.0f} |")
+
+
 def is_hybrid(dsl: str) -> bool:
     """A layout with at least two kinds of sequence mixer (windowed attention and Mamba-2, say)."""
     return len(MIXERS & set(re.findall(r"[a-z_]+", dsl))) >= 2
@@ -185,7 +222,7 @@ def _hv_table(rows, key, per_hour):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=["quickstart", "ladder", "recall"])
+    parser.add_argument("case", choices=["quickstart", "ladder", "recall", "threads"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument(
@@ -195,8 +232,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--keep", default=None, help="recall: keep the studies in this folder; finished ones are reused"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="threads: alternating rounds")
+    parser.add_argument("--steps", type=int, default=200, help="threads: training steps of every trial")
     parser.add_argument("--run", default=None, help="quickstart: read this finished run instead of running one")
     parser.add_argument("--wall", type=float, default=None, help="with --run: its wall time in seconds")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    {"quickstart": quickstart, "ladder": ladder, "recall": recall}[args.case](args)
+    {"quickstart": quickstart, "ladder": ladder, "recall": recall, "threads": threads}[args.case](args)
