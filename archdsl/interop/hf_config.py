@@ -2,6 +2,7 @@
 
     >>> import transformers, archdsl                                    # doctest: +SKIP
     >>> print(archdsl.from_hf_config(transformers.Mamba2Config(num_hidden_layers=4, hidden_size=256, num_heads=8)))
+    # imported from <Mamba2Config> (model_type mamba2)
     model d_model=256 vocab=32768 tie_embeddings=false norm_eps=1e-05
     let ssm = ssm state=128 expand=2 head_dim=64 groups=8 conv=4 chunk=256
     4x(ssm)

@@ -1,9 +1,10 @@
 """DSL layout -> Hugging Face layer fields: ``layer_types`` and Nemotron-H's ``hybrid_override_pattern``.
 
     >>> import archdsl
-    >>> fields = to_hf_layer_types(archdsl.parse("2x(3x(gdn mlp) attn mlp)"))
-    >>> fields["layer_types"][:4], fields["hybrid_override_pattern"] if "hybrid_override_pattern" in fields else None
-    (['linear_attention', 'linear_attention', 'linear_attention', 'full_attention'], None)
+    >>> to_hf_layer_types(archdsl.parse("2x(3x(gdn mlp) attn mlp)"))["layer_types"][:4]
+    ['linear_attention', 'linear_attention', 'linear_attention', 'full_attention']
+    >>> to_hf_layer_types(archdsl.parse("2x(ssm mlp ssm attn)"))["hybrid_override_pattern"]
+    'M-M*M-M*'
 
 ``layer_types`` has one entry per decoder layer, a token mixer followed by its feed-forward
 (``mlp`` or ``moe``, listed as ``dense`` / ``sparse`` in ``mlp_layer_types`` when the layout has
