@@ -121,6 +121,8 @@ def ladder(args):
                 study, wall = run(r, Path(tmp) / f"{mode}-{seed}")
                 parts = machinery(study, wall, r.study.workers)
                 rows.append({"mode": mode, "seed": seed, "wall_s": wall, **parts, "points": front_points(study)})
+                print(json.dumps({"done": f"{mode}-{seed}", "wall_s": round(wall), "steps": parts["steps"],
+                                  "front": rows[-1]["points"]}), flush=True)  # fmt: skip
     _hv_table(rows, "mode", per_hour=True)
 
 
@@ -212,12 +214,16 @@ def is_hybrid(dsl: str) -> bool:
 def _hv_table(rows, key, per_hour):
     reference = (0.0, 1.1 * max(p[1] for r in rows for p in r["points"]))  # accuracy 0, 1.1x the largest cost
     print(f"reference point: accuracy 0, cost {reference[1]:.4g}")
-    print("| " + key + " | seed | trials' steps | wall s | hypervolume | hypervolume per CPU-hour |")
-    print("|---|---|---|---|---|---|")
+    # per CPU-hour depends on the machine's load; per 1,000 training steps does not
+    print("| " + key + " | seed | trials' steps | wall s | hypervolume | per CPU-hour | per 1,000 steps |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         hv = hypervolume_2d(r["points"], reference)
         cpu_h = r["wall_s"] * (os.cpu_count() or 1) / 3600
-        print(f"| {r[key]} | {r['seed']} | {r['steps']} | {r['wall_s']:.0f} | {hv:.4g} | {hv / cpu_h:.4g} |")
+        per_k = hv / r["steps"] * 1000 if r["steps"] else float("nan")
+        print(
+            f"| {r[key]} | {r['seed']} | {r['steps']} | {r['wall_s']:.0f} | {hv:.4g} | {hv / cpu_h:.4g} | {per_k:.4g} |"
+        )
 
 
 if __name__ == "__main__":
