@@ -45,16 +45,21 @@ def crossover(costs: Sequence[ModelCost]) -> int | None:
 
 def algorithm_switches(graph: Any) -> dict[int, str]:
     """Lengths at which a layer changes algorithm, so its FLOPs per token step (the formulas
-    count what runs, exactly): the ``ssm`` chunk-to-chunk pass is one matrix product up to
-    MAX_MATRIX_CHUNKS chunks and a loop past it, so its FLOPs drop by that term at
-    MAX_MATRIX_CHUNKS x chunk + 1 tokens (65,537 with the default chunk of 256)."""
-    from archdsl.layers.ssd import MAX_MATRIX_CHUNKS
+    count what runs, exactly): the ``ssm`` chunk-to-chunk pass is one matrix product for up to
+    MAX_MATRIX_CHUNKS states passed on (a forward passes n - 2 of its n chunks' states) and a
+    loop past it, so its FLOPs drop by that term at (MAX_MATRIX_CHUNKS + 2) L + 1 tokens, with L
+    the chunk a long sequence runs (``chunk_length``: 33,025 tokens for Mamba-2's state 128 and
+    head_dim 64 at d_model 64, whose default chunk of 256 runs as chunks of 128)."""
+    from archdsl.layers.ssd import MAX_MATRIX_CHUNKS, chunk_length
 
     out: dict[int, str] = {}
     for _, attrs in graph.nodes(data=True):
         if attrs.get("kind") == "layer" and attrs.get("type") == "ssm":
-            out[MAX_MATRIX_CHUNKS * attrs["params"].chunk + 1] = (
-                f"ssm: chunk pass switches from a matrix product to a loop (> {MAX_MATRIX_CHUNKS} chunks)"
+            p = attrs["params"]
+            heads = p.expand * graph.graph["model"].d_model // p.head_dim
+            L = chunk_length(2**62, p.chunk, heads, p.head_dim, p.groups, p.state)
+            out[(MAX_MATRIX_CHUNKS + 2) * L + 1] = (
+                f"ssm: chunk pass switches from a matrix product to a loop (> {MAX_MATRIX_CHUNKS + 2} chunks)"
             )
     return out
 
