@@ -21,7 +21,8 @@ Step 1 factors the mask, ``exp(g_l - g_s) = exp(g_l - m) exp(m - g_s)`` with m t
 chunk's g, so that it becomes a scaling of X's rows before, and of Y's rows after, one product
 with the causal ``C B^T`` that all heads of a group share (no (L x L) work per head); this holds
 while every ``|g - m|`` stays within FACTOR_LIMIT, so that both factors are normal float32
-numbers. Past it (strong decays) the masks are formed per head, every exponent a difference
+numbers, on a CPU (an accelerator would stall to read the range back). Otherwise (strong decays,
+or on an accelerator) the masks are formed per head as before, every exponent a difference
 ``g_l - g_s <= 0`` (or a cumulative sum <= 0) taken before ``exp``, in float32, so nothing
 overflows however strong the decay. The big products are batched matmuls;
 the largest tensors are (B, chunks, H, L, L), so memory is linear in the sequence length.
@@ -198,8 +199,9 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
     # 1. within chunks: (C B^T * decay) X, per head
     CB = torch.einsum("bclgn,bcsgn->bcgls", C, B)  # (b, n, G, L, L)
     mid = g[..., L // 2 : L // 2 + 1]  # (b, n, H, 1)
-    # (on the meta device, which has no values, the factored form: the one the cost counts)
-    if g.device.type == "meta" or float((g - mid).detach().abs().amax()) <= FACTOR_LIMIT:
+    # On the meta device, which has no values, the factored form (the one the cost counts); on an
+    # accelerator the per-head masks, as reading the range back would stall its queue each call.
+    if g.device.type == "meta" or (g.device.type == "cpu" and float((g - mid).detach().abs().amax()) <= FACTOR_LIMIT):
         # exp(g_l - g_s) = exp(g_l - mid) exp(mid - g_s): the decay mask factors into a scaling of
         # rows and one of columns, so all heads of a group share one (L x L) matrix and one product
         e = torch.exp(g - mid).transpose(2, 3)  # (b, n, L, H)

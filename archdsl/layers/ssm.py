@@ -36,7 +36,7 @@ class SSMParams(LayerParams):
     groups: int = Field(1, ge=1, description="groups of heads sharing B and C (HF n_groups)")
     conv: int = Field(4, ge=1, le=64, description="kernel of the causal depthwise conv on x, B, C")
     chunk: int = Field(
-        256, ge=1, le=4096, description="most tokens per chunk of the SSD algorithm (speed only; see ssd.chunk_length)"
+        256, ge=1, le=4096, description="at most this many tokens per SSD chunk (speed only; see ssd.chunk_length)"
     )
 
     def resolve(self, model: ModelSettings) -> SSMParams:
@@ -185,21 +185,21 @@ class SSM(nn.Module):
         # projection); the conv's pre-activation and output (2 conv_dim); dt before and after
         # softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm input, gate,
         # product and norm output (5E). Per token of the n chunks of L (see chunk_length), padded
-        # to Tp = n L, the within-chunk form with factored decays (see ssd_chunked; the per-head
-        # form that strong decays fall back on keeps less): the decays' two factors (2H), x dt,
-        # x dt scaled, its product with the causal C B^T (3E) and that matrix (G L). Over
-        # several chunks, the cumulative log decays (H per padded token) and per token of the
-        # m = n - 1 chunks whose end state is passed on and of the m chunks that read one: the decays to the chunk end and
-        # their exponent, x dt decayed to the end, the read-out's decay and its product
-        # (3H + 2E); per sequence the states read (m H P N) and, with states to pass from chunk to
-        # chunk, the same stacked and the decay matrix (m H P N + (3H + 1) m^2; past
-        # MAX_MATRIX_CHUNKS the loop that replaces it keeps other tensors, not counted); A and
-        # exp(A_log) (2H). B and C (G N each per token) are views of the conv's output unless
-        # copied: with groups over several chunks the einsum of C B^T copies both (per padded
-        # token), those of the end states and read-outs copy the m chunks they read when there
-        # are several, and a padded sequence keeps its padded B and C where an einsum reads
-        # them as views. Counted for one sequence: with several, the einsums copy B and C over
-        # groups even where a single sequence needs no copy.
+        # to Tp = n L, the within-chunk form with factored decays on a CPU (see ssd_chunked; the
+        # per-head form of strong decays and accelerators keeps less): the decays' two factors
+        # (2H), x dt, x dt scaled, its product with the causal C B^T (3E) and that matrix (G L).
+        # Over several chunks, the cumulative log decays (H per padded token) and per token of
+        # the m = n - 1 chunks whose end state is passed on and of the m chunks that read one:
+        # the decays to the chunk end and their exponent, x dt decayed to the end, the read-out's
+        # decay and its product (3H + 2E); per sequence the states read (m H P N) and, with
+        # states to pass from chunk to chunk, the same stacked and the decay matrix
+        # (m H P N + (3H + 1) m^2; past MAX_MATRIX_CHUNKS the loop that replaces it keeps other
+        # tensors, not counted); A and exp(A_log) (2H). B and C (G N each per token) are views of
+        # the conv's output unless copied: with groups over several chunks the einsum of C B^T
+        # copies both (per padded token), those of the end states and read-outs copy the m
+        # chunks they read when there are several, and a padded sequence keeps its padded B and
+        # C where an einsum reads them as views. Counted for one sequence: with several, the
+        # einsums copy B and C over groups even where a single sequence needs no copy.
         Tp = n * L
         bc = 2 * Tp * G * N if G > 1 and n > 1 else 0
         bc += 2 * Tp * G * N if Tp > T and (G == 1 or m == 1) else 0
