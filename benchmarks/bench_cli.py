@@ -88,7 +88,7 @@ def main() -> None:
                 times[name, "cold"].append(run_once(root, os.path.join(tmp, f"cold-{name}-{round_}"))[0])
                 times[name, "warm"].append(run_once(root, warm[name])[0])
         print(f"\n`python -c pass` alone: {statistics.median(bare):.3f} s")
-        print(f"\n| checkout | parser cache | median wall (s) | min | max |\n|---|---|---|---|---|")
+        print("\n| checkout | parser cache | median wall (s) | min | max |\n|---|---|---|---|---|")
         for (name, kind), values in times.items():
             print(
                 f"| {name} ({roots[name]}) | {kind} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |"
@@ -103,7 +103,10 @@ def main() -> None:
             top_level, heavy = import_table(stderr)
             total = sum(us for us, _ in top_level)
             print(f"\n{name}: python -X importtime, warm cache: {total / 1e3:.0f} ms of imports in all")
-            print("  heaviest top-level imports (cumulative ms): " + ", ".join(f"{n} {us / 1e3:.0f}" for us, n in top_level[:8]))
+            print(
+                "  heaviest top-level imports (cumulative ms): "
+                + ", ".join(f"{n} {us / 1e3:.0f}" for us, n in top_level[:8])
+            )
             print(
                 "  heavy packages imported (cumulative ms): "
                 + (", ".join(f"{n} {us / 1e3:.0f}" for n, us in sorted(heavy.items(), key=lambda kv: -kv[1])) or "none")

@@ -17,9 +17,9 @@ import typer
 import archdsl
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.cli.commands import STDIN_NAME, load_file
-from archdsl.cost.budget import Budget, parse_sizes
-from archdsl.cost.model import cost as model_cost
-from archdsl.cost.report import cost_tables, model_json, report_json
+from archdsl.costing.budget import Budget, parse_sizes
+from archdsl.costing.model import cost as model_cost
+from archdsl.costing.report import cost_tables, model_json, report_json
 from archdsl.errors import ArchDSLError
 
 
@@ -83,7 +83,7 @@ def cost_command(
             for table in cost_tables(name, costs, check):
                 console.print(table)
         if measure:
-            from archdsl.cost.measure import measure as run_measure
+            from archdsl.costing.measure import measure as run_measure
 
             result = run_measure(graph, seq_len=seqs[0], batch=batch)
             report["measure"] = result.as_dict()
@@ -92,7 +92,7 @@ def cost_command(
     if as_json:
         typer.echo(json.dumps(report_json(reports, seqs, batch), indent=2))
     if plot is not None:
-        from archdsl.cost.plot import plot_costs
+        from archdsl.costing.plot import plot_costs
 
         plot_costs(models, seqs, plot, batch=batch)
         out.print(f"wrote {plot}", markup=False)

@@ -106,7 +106,7 @@ def sample(
     vocab: Optional[int] = typer.Option(None, "--vocab", help="override the model header's vocab"),
 ) -> None:
     """Draw one layout of a program with choices (or list them all with --all), as plain DSL text."""
-    from archdsl.cost import Budget, parse_size
+    from archdsl.costing import Budget, parse_size
     from archdsl.syntax.printer import print_spec
 
     space = load_any_space(file, expr, d_model=d_model, vocab=vocab)
@@ -140,7 +140,7 @@ def sample(
 
 
 def _sample_all(space: Space, budget, limit: int, seq_len: int, roll: bool) -> None:
-    from archdsl.cost.budget import format_count
+    from archdsl.costing.budget import format_count
     from archdsl.space.enumerate import Tally
     from archdsl.syntax.printer import print_spec
 

@@ -67,7 +67,7 @@ def train_command(
 ) -> None:
     """Train a layout on a task and report its test metrics (loss, accuracy or bits per byte)."""
     from archdsl.tasks import get_task
-    from archdsl.train import save_run, train
+    from archdsl.training import save_run, train
 
     file, task_settings = split_arguments(arguments or [])
     spec = load_spec(file, expr, d_model=d_model)
@@ -107,7 +107,7 @@ def train_command(
 
 
 def _train_with_progress(spec, task, settings):
-    from archdsl.train import train
+    from archdsl.training import train
 
     main = task.main_metric
     columns = [

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-from archdsl.cost.value import Cost, CostContext
+from archdsl.costing.value import Cost, CostContext
 from archdsl.errors import ArchDSLError, GraphError, did_you_mean
 
 # AdamW training memory per parameter, in bytes, on top of the weights themselves: a gradient

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archdsl.cost.model import ModelCost, cost
+from archdsl.costing.model import ModelCost, cost
 from archdsl.errors import ArchDSLError
 
 
@@ -48,7 +48,7 @@ def algorithm_switches(graph: Any) -> dict[int, str]:
     count what runs, exactly): the ``ssm`` chunk-to-chunk pass is one matrix product up to
     MAX_MATRIX_CHUNKS chunks and a loop past it, so its FLOPs drop by that term at
     MAX_MATRIX_CHUNKS x chunk + 1 tokens (65,537 with the default chunk of 256)."""
-    from archdsl.layers.ssd import MAX_MATRIX_CHUNKS
+    from archdsl.layers.builtin.ssm import MAX_MATRIX_CHUNKS
 
     out: dict[int, str] = {}
     for _, attrs in graph.nodes(data=True):
@@ -71,7 +71,7 @@ def plot_costs(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
-    from archdsl.cost.report import seq_label
+    from archdsl.costing.report import seq_label
 
     pairs = list(models.items()) if isinstance(models, Mapping) else list(models)
     costed = [(name, cost(target, seq_len=min(seqs), batch=batch)) for name, target in pairs]

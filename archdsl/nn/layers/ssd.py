@@ -27,9 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Above this many chunks the chunk-to-chunk pass runs as a loop over chunks: the decay matrix
-# costs (chunks + 1)^2 per head and state element, which would grow quadratically with length.
-MAX_MATRIX_CHUNKS = 256
+from archdsl.layers.builtin.ssm import MAX_MATRIX_CHUNKS  # with the cost formula that depends on it
 
 # Log decays are floored at -60 before exp: exp(-60) = 9e-27 is far below float32 resolution next
 # to any term that is not decayed away, while the exact values down to exp(-87) and beyond are
