@@ -10,6 +10,7 @@ failure names the first command that pulled one in.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,9 +45,8 @@ print("PROBE " + json.dumps(seen), file=sys.stderr)
 def probe(steps: str) -> list[tuple[str, list[str]]]:
     """[(step, heavy packages imported by then)] after each step of ``steps`` (Python lines)."""
     code = PROBE.format(heavy=HEAVY, steps=steps)
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stderr.splitlines() if line.startswith("PROBE "))
     return [tuple(step) for step in json.loads(line[len("PROBE ") :])]
