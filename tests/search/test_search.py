@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 import archdsl
+import archdsl.training
 from archdsl.cli import app
 from archdsl.search import search
 from archdsl.search.ladder import LADDER_ATTR, Ladder
