@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,16 +38,20 @@ def command(root: Path) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def run_once(root: Path, cache_home: str, extra: list[str] = ()) -> tuple[float, str]:
+def run_once(root: Path, cache_home: str, extra: list[str] = ()) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds (user + system) of the child, its stderr)."""
     env = dict(os.environ, XDG_CACHE_HOME=cache_home, PYTHONPATH=str(root))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [*command(root)[:1], *extra, *command(root)[1:]], env=env, capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0 or "ok:" not in done.stdout:
         raise SystemExit(f"{root}: the check failed:\n{done.stdout}{done.stderr}")
-    return wall, done.stderr
+    return wall, cpu, done.stderr
 
 
 def import_table(stderr: str) -> tuple[list[tuple[int, str]], dict[str, int]]:
@@ -81,19 +86,25 @@ def main() -> None:
         for name, root in roots.items():
             run_once(root, warm[name])  # fills the warm cache (and the OS page cache)
         times = {(name, kind): [] for name in roots for kind in ("cold", "warm")}
+        cpus = {key: [] for key in times}
         bare = []
         for round_ in range(args.runs):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             bare.append(time.perf_counter() - start)
             for name, root in roots.items():
-                times[name, "cold"].append(run_once(root, os.path.join(tmp, f"cold-{name}-{round_}"))[0])
-                times[name, "warm"].append(run_once(root, warm[name])[0])
+                for kind, cache in (("cold", os.path.join(tmp, f"cold-{name}-{round_}")), ("warm", warm[name])):
+                    wall, cpu, _ = run_once(root, cache)
+                    times[name, kind].append(wall)
+                    cpus[name, kind].append(cpu)
         print(f"\n`python -c pass` alone: {statistics.median(bare):.3f} s")
-        print("\n| checkout | parser cache | median wall (s) | min | max |\n|---|---|---|---|---|")
+        # CPU time is about what the wall time would be on an idle machine (one thread, nothing to
+        # wait for), and it varies far less with the load of other processes than wall time does.
+        print("\n| checkout | parser cache | median wall (s) | min | max | median CPU (s) |\n|---|---|---|---|---|---|")
         for (name, kind), values in times.items():
             print(
-                f"| {name} ({roots[name]}) | {kind} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |"
+                f"| {name} ({roots[name]}) | {kind} | {statistics.median(values):.3f} | {min(values):.3f} "
+                f"| {max(values):.3f} | {statistics.median(cpus[name, kind]):.3f} |"
             )
         if args.against:
             for kind in ("cold", "warm"):
@@ -101,7 +112,7 @@ def main() -> None:
                 print(f"{kind}: this checkout is {ratio:.2f}x as fast as the other")
 
         for name, root in roots.items():
-            _, stderr = run_once(root, warm[name], ["-X", "importtime"])
+            _, _, stderr = run_once(root, warm[name], ["-X", "importtime"])
             top_level, heavy = import_table(stderr)
             total = sum(us for us, _ in top_level)
             print(f"\n{name}: python -X importtime, warm cache: {total / 1e3:.0f} ms of imports in all")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 import archdsl
 from archdsl.cli.app import app, console, fail, reports_errors
@@ -179,6 +178,8 @@ def show_table(spec: Spec, graph, file: Optional[Path]):
 @reports_errors
 def layers() -> None:
     """List every registered layer type with its parameters, defaults and descriptions."""
+    from rich.table import Table
+
     from archdsl.layers.registry import get_layer, list_layers
     from archdsl.spec.model import ModelSettings
 

@@ -19,7 +19,6 @@ from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.cli.commands import STDIN_NAME, load_file
 from archdsl.costing.budget import Budget, parse_sizes
 from archdsl.costing.model import cost as model_cost
-from archdsl.costing.report import cost_tables, model_json, report_json
 from archdsl.errors import ArchDSLError
 
 
@@ -52,6 +51,8 @@ def cost_command(
     FLOPs count a multiply-add as two; training is three forwards. Lengths are tokens with
     k = 1,024; budget counts are decimal (M = 1e6), bytes KiB/MiB/GiB binary.
     """
+    from archdsl.costing.report import cost_tables, model_json, report_json  # rich tables: not for `check`
+
     seqs = parse_sizes(seq, origin="--seq")
     if plot is not None:
         _check_plot_path(plot)

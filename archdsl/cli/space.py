@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.space import Space, SpaceError
@@ -77,6 +76,8 @@ def _count(size: int | float) -> str:
 
 def print_check(space: Space) -> None:
     """What ``archdsl check`` prints for a space: the counts, then one row per site."""
+    from rich.table import Table
+
     console.print(f"search space: {len(space.sites)} choice sites, {_count(space.size)} layouts", soft_wrap=True)
     if not space.sites:
         return

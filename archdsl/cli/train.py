@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.cli.commands import load_spec
 from archdsl.errors import ArchDSLError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def split_arguments(arguments: list[str]) -> tuple[Optional[Path], dict[str, str]]:
@@ -107,6 +108,8 @@ def train_command(
 
 
 def _train_with_progress(spec, task, settings):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from archdsl.training import train
 
     main = task.main_metric
@@ -138,6 +141,8 @@ def _train_with_progress(spec, task, settings):
 
 
 def _summary(result) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{result.task}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
     table.add_column("metric")
     table.add_column("final", justify="right")
@@ -156,6 +161,8 @@ def _summary(result) -> Table:
 @reports_errors
 def tasks_command(as_json: bool = typer.Option(False, "--json", help="print the tasks as JSON")) -> None:
     """Every task, its metrics, its settings and their defaults (set them as key=value)."""
+    from rich.table import Table
+
     from archdsl.tasks import list_tasks
 
     listing = {}
