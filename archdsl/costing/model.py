@@ -5,8 +5,9 @@
     >>> c.params, c.train_flops, c.by_type()["attn"].params        # doctest: +SKIP
 
 Layer types write their own ``cost`` formula, in their torch-free contract (see
-:mod:`archdsl.layers.base`); this module only adds what belongs to no layer: the embedding, the RMSNorm in front of each residual
-sub-layer and at the end, the residual additions and the LM head. It reads the graph that
+:mod:`archdsl.layers.base`); this module only adds what belongs to no layer: the embedding, the
+RMSNorm in front of each residual sub-layer and at the end, the residual additions and the LM
+head. It reads the graph that
 :func:`archdsl.to_graph` lowers, never builds a module and never allocates a tensor, so a
 1T-parameter or 1,000-layer model costs in milliseconds.
 
