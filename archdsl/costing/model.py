@@ -7,9 +7,8 @@
 Layer types write their own ``cost`` formula, in their torch-free contract (see
 :mod:`archdsl.layers.base`); this module only adds what belongs to no layer: the embedding, the
 RMSNorm in front of each residual sub-layer and at the end, the residual additions and the LM
-head. It reads the graph that
-:func:`archdsl.to_graph` lowers, never builds a module and never allocates a tensor, so a
-1T-parameter or 1,000-layer model costs in milliseconds.
+head. It reads the graph that :func:`archdsl.to_graph` lowers, never builds a module and never
+allocates a tensor, so a 1T-parameter or 1,000-layer model costs in milliseconds.
 
 What is counted, per token at ``seq_len`` (a multiply-add is two FLOPs):
 
