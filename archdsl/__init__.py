@@ -21,6 +21,13 @@ def from_hf(model_or_config):
     return _from_hf(model_or_config)
 
 
+def from_hf_config(config, *, approximate=False):
+    """The DSL text of a Hugging Face config (object, dict or config.json path); see archdsl.interop."""
+    from archdsl.interop.hf_config import from_hf_config as _from_hf_config
+
+    return _from_hf_config(config, approximate=approximate)
+
+
 def __getattr__(name: str):
     # ``archdsl.tasks`` generates data with torch, so it is imported on first use (PEP 562)
     if name == "tasks":
@@ -39,6 +46,7 @@ __all__ = [
     "build",
     "cost",
     "from_hf",
+    "from_hf_config",
     "load",
     "load_space",
     "parse",

@@ -18,9 +18,12 @@ from archdsl.spec.model import Spec
 
 
 def spec_from_hf(config: Any) -> Spec:
-    """The Spec of a Hugging Face config (Llama, Mamba2 or Mamba)."""
-    kind = _kind(config)
-    return parse(_PROGRAMS[kind](config), filename=f"<{type(config).__name__}>")
+    """The Spec of a Hugging Face config (Llama, Mamba2 or Mamba), read exactly by
+    :func:`archdsl.interop.from_hf_config` (any field it cannot express is an error)."""
+    from archdsl.interop.hf_config import from_hf_config
+
+    _kind(config)
+    return parse(from_hf_config(config), filename=f"<{type(config).__name__}>")
 
 
 def from_hf(model_or_config: Any) -> torch.nn.Module:
@@ -49,66 +52,11 @@ def _kind(config: Any) -> str:
     if kind is None:
         raise ArchDSLError(
             f"from_hf() takes a Hugging Face model or config (with a model_type), not {type(config).__name__}; "
-            f"supported: {', '.join(_PROGRAMS)}"
+            f"supported: {', '.join(_WEIGHT_NAMES)}"
         )
-    if kind not in _PROGRAMS:
-        raise ArchDSLError(f"cannot import a '{kind}' model; supported: {', '.join(_PROGRAMS)}")
+    if kind not in _WEIGHT_NAMES:
+        raise ArchDSLError(f"cannot import a '{kind}' model; supported: {', '.join(_WEIGHT_NAMES)}")
     return kind
-
-
-def _require(config: Any, field: str, expected: Any) -> None:
-    value = getattr(config, field, expected)
-    if value != expected:
-        raise ArchDSLError(f"{type(config).__name__}.{field}={value!r} is not supported; archdsl needs {expected!r}")
-
-
-def _header(config: Any, eps: float) -> str:
-    tied = "true" if config.tie_word_embeddings else "false"
-    return f"model d_model={config.hidden_size} vocab={config.vocab_size} tie_embeddings={tied} norm_eps={eps!r}\n"
-
-
-def _llama_program(config: Any) -> str:
-    for field, expected in (("attention_bias", False), ("mlp_bias", False), ("hidden_act", "silu")):
-        _require(config, field, expected)
-    rope = getattr(config, "rope_parameters", None) or {}
-    if rope.get("rope_type", "default") != "default":
-        raise ArchDSLError(f"rope type '{rope.get('rope_type')}' is not supported; archdsl applies plain RoPE")
-    theta = float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
-    attn = (
-        f"attn heads={config.num_attention_heads} kv_heads={config.num_key_value_heads} "
-        f"head_dim={config.head_dim} rope_theta={theta!r}"
-    )
-    return (
-        _header(config, config.rms_norm_eps)
-        + f"{config.num_hidden_layers}x({attn} mlp hidden={config.intermediate_size})"
-    )
-
-
-def _mamba2_program(config: Any) -> str:
-    for field, expected in (("use_bias", False), ("use_conv_bias", True), ("hidden_act", "silu")):
-        _require(config, field, expected)
-    if config.num_heads * config.head_dim != config.expand * config.hidden_size:
-        raise ArchDSLError(
-            f"Mamba2Config has num_heads*head_dim = {config.num_heads * config.head_dim} but "
-            f"expand*hidden_size = {config.expand * config.hidden_size}; archdsl needs them equal"
-        )
-    if tuple(config.time_step_limit) != (0.0, float("inf")):
-        raise ArchDSLError(f"Mamba2Config.time_step_limit={config.time_step_limit} is not supported")
-    ssm = (
-        f"ssm state={config.state_size} expand={config.expand} head_dim={config.head_dim} "
-        f"groups={config.n_groups} conv={config.conv_kernel} chunk={config.chunk_size}"
-    )
-    return _header(config, config.layer_norm_epsilon) + f"{config.num_hidden_layers}x({ssm})"
-
-
-def _mamba_program(config: Any) -> str:
-    for field, expected in (("use_bias", False), ("use_conv_bias", True), ("hidden_act", "silu")):
-        _require(config, field, expected)
-    mamba = (
-        f"mamba state={config.state_size} expand={config.expand} conv={config.conv_kernel} "
-        f"dt_rank={config.time_step_rank}"
-    )
-    return _header(config, config.layer_norm_epsilon) + f"{config.num_hidden_layers}x({mamba})"
 
 
 def _llama_weights(config: Any) -> dict[str, str]:
@@ -140,7 +88,6 @@ def _ssm_weights(parameters: tuple[str, ...]):
     return names
 
 
-_PROGRAMS = {"llama": _llama_program, "mamba2": _mamba2_program, "mamba": _mamba_program}
 _WEIGHT_NAMES = {
     "llama": _llama_weights,
     "mamba2": _ssm_weights(

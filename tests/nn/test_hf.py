@@ -92,7 +92,7 @@ def test_unsupported_configs_are_named():
         num_attention_heads=2,
         attention_bias=True,
     )
-    with pytest.raises(ArchDSLError, match="attention_bias=True is not supported"):
+    with pytest.raises(ArchDSLError, match="attention_bias=True: archdsl's projections have no bias"):
         archdsl.from_hf(config)
     with pytest.raises(ArchDSLError, match="cannot import a 'gpt2' model"):
         archdsl.from_hf(transformers.GPT2Config())
