@@ -1,6 +1,6 @@
-"""The light core: reading, checking, formatting, showing and costing a program never imports
-torch (nor Optuna, matplotlib or SciPy where they are not needed), so these answer like a
-linter. Torch is imported by build, train, search and from_hf only.
+"""The light core: reading, checking, formatting, showing, costing, importing and exporting a
+program never imports torch (nor Optuna, matplotlib or SciPy where they are not needed), so these
+answer like a linter. Torch is imported by build, train, search and from_hf only.
 
 Each case runs in a fresh interpreter (this test process has long imported torch): the commands
 and calls run one after another, and the heavy packages present after each are reported, so a
@@ -78,6 +78,10 @@ cli("show", "examples/jamba.arch", "--format", "mermaid")
 cli("show", "examples/jamba.arch", "--format", "dot")
 cli("cost", "examples/llama.arch", "examples/jamba.arch", "--seq", "2k,8k")
 cli("layers")
+cli("import", "examples/hf/mamba2_130m.json")
+cli("export", "--hf", "examples/jamba.arch")
+archdsl.from_hf_config("examples/hf/nemotron_h_8b.json", approximate=True)
+note("archdsl.from_hf_config")
 cli("sample", "examples/spaces/hybrid.arch", "--seed", "3")
 archdsl.build(spec)
 note("archdsl.build")
@@ -90,6 +94,6 @@ note("archdsl.build")
     # needs matplotlib, SciPy or transformers
     heavy_by = {what: heavy for what, heavy in light if heavy and not what.startswith("archdsl sample")}
     assert heavy_by == {}
-    assert len(light) == 14
+    assert len(light) == 17
     # the probe is live: building a model does import torch
     assert last == "archdsl.build" and "torch" in imported_by_build
