@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from archdsl.spec.model import Spec
+    from archdsl.tasks import Task
+    from archdsl.training import TrainResult
 
 
 def parse(text: str | bytes, *, filename: str | None = None, **model_settings: Any) -> Spec:
@@ -106,7 +108,7 @@ def build(spec: Spec | nx.DiGraph | str) -> nn.Module:
     return build_model(spec if isinstance(spec, nx.DiGraph) else to_graph(spec))
 
 
-def train(spec: Spec | str, task: Any, **settings: Any) -> Any:
+def train(spec: Spec | str, task: str | Task, **settings: Any) -> TrainResult:
     """Train ``spec`` on ``task`` and return a ``TrainResult`` (see :func:`archdsl.training.train`
     for the settings). Torch is imported here, on the first call, not with ``archdsl``.
 
