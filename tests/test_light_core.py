@@ -57,6 +57,22 @@ def test_check_imports_no_heavy_package():
     assert step == ("archdsl check -e 4x(ssm) 1x(attn window=512)", [])
 
 
+def test_check_lowers_without_networkx():
+    # check runs the lowering and its checks on plain dicts; importing networkx is most of the
+    # rest of its time (benchmarks/README.md), and the graph itself is for show, cost and build
+    steps = probe(
+        """
+cli("check", "-e", "model d_model=64 vocab=100\\n2x(ssm (attn | conv)) shared(attn mlp)")
+cli("check", "examples/spaces/hybrid.arch")
+seen.append(["networkx", ["networkx"] if "networkx" in sys.modules else []])
+import archdsl
+archdsl.to_graph("4x(ssm)")
+seen.append(["to_graph", ["networkx"] if "networkx" in sys.modules else []])
+"""
+    )
+    assert [heavy for _, heavy in steps] == [[], [], [], ["networkx"]]
+
+
 def test_the_reading_commands_and_calls_do_not_import_torch():
     steps = probe(
         """

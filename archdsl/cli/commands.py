@@ -61,9 +61,11 @@ def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None
     if space is not None:
         print_check(space)
         return
+    from archdsl.graph.lower import check_lowering
+
     spec = load_spec(file, expr)
-    graph = archdsl.to_graph(spec)
-    sublayers = sum(1 for _, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True))
+    nodes = check_lowering(spec)  # what to_graph checks, without the networkx graph
+    sublayers = sum(1 for _, a in nodes if a["kind"] in ("layer", "fork") and a.get("residual", True))
     console.print(f"ok: {sublayers} sub-layers, d_model={spec.model.d_model}, vocab={spec.model.vocab}", soft_wrap=True)
 
 
