@@ -163,8 +163,12 @@ class SearchObjective:
         cost_values = {o.name: o.measure_cost(cost) for o in self.objectives if o.kind == "cost"}
         trial.set_user_attr("cost_values", cost_values)
         if check is not None:
+            # A retried trial arrives with its first run's constraints copied in (same layout, same
+            # values); Optuna would warn and keep them, so they are set only once.
+            already = getattr(trial, "constraints", None) or {}
             for limit, value in check.values:
-                trial.set_constraint(limit.text, constraint_value(limit, value))
+                if limit.text not in already:
+                    trial.set_constraint(limit.text, constraint_value(limit, value))
             if not check.ok:
                 reason = "over budget: " + "; ".join(str(v) for v in check.violations)
                 self._end(trial, INFEASIBLE, reason)

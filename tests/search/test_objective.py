@@ -53,3 +53,29 @@ def test_objective_directions_come_from_the_recipe_the_task_or_cost(tiny):
 def test_bad_settings_fail_before_any_trial(tiny, sections, message):
     with pytest.raises(RecipeError, match=message):
         SearchObjective(tiny(**sections))
+
+
+def test_a_retried_trial_sets_its_constraints_once(tiny):
+    """Optuna's retry callback copies a failed trial's system attributes, constraints included,
+    into the trial that runs its layout again; setting them a second time makes Optuna warn on
+    every resumed search (and keep the first value), so the objective leaves them be."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    objective = SearchObjective(tiny(budget={"limits": "params<=10"}))  # every layout is over
+    study = optuna.create_study(directions=[o.direction for o in objective.objectives])
+    first = study.ask()
+    with pytest.raises(optuna.TrialPruned):
+        objective(first)
+    study.tell(first, state=TrialState.FAIL)  # as a worker lost mid-trial leaves it
+    RetryHeartbeatStaleTrialCallback()(study, study.trials[0])
+    again = study.ask()
+    assert again.number == 1 and again.params == first.params
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(optuna.TrialPruned):
+            objective(again)
+    assert study.trials[1].constraints == study.trials[0].constraints and study.trials[0].constraints["params<=10"] > 0
