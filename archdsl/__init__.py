@@ -6,12 +6,12 @@
 >>> model = archdsl.build(spec)         # torch.nn.Module, model(ids) -> logits
 """
 
-from archdsl.api import build, load, parse, to_graph
-from archdsl import cost  # a callable package: archdsl.cost(spec, seq_len=...)
-from archdsl.cost import Budget
+# Nothing imported here imports torch: build, train and from_hf import it when called, and
+# ``archdsl.tasks`` when first used (tests/test_light_core.py checks it).
+from archdsl.api import build, load, parse, to_graph, train
+from archdsl.costing import Budget, cost
 from archdsl.errors import ArchDSLError
 from archdsl.space import Space, load_space, parse_space
-from archdsl import tasks, train  # train is callable: archdsl.train(spec, task, ...)
 
 
 def from_hf(model_or_config):
@@ -26,6 +26,15 @@ def from_hf_config(config, *, approximate=False):
     from archdsl.interop.hf_config import from_hf_config as _from_hf_config
 
     return _from_hf_config(config, approximate=approximate)
+
+
+def __getattr__(name: str):
+    # ``archdsl.tasks`` generates data with torch, so it is imported on first use (PEP 562)
+    if name == "tasks":
+        import importlib
+
+        return importlib.import_module("archdsl.tasks")
+    raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
 
 
 __version__ = "0.1.0"

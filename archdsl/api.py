@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from archdsl.spec.model import Spec
+    from archdsl.tasks import Task
+    from archdsl.training import TrainResult
 
 
 def parse(text: str | bytes, *, filename: str | None = None, **model_settings: Any) -> Spec:
@@ -104,3 +106,16 @@ def build(spec: Spec | nx.DiGraph | str) -> nn.Module:
     from archdsl.nn.build import build_model
 
     return build_model(spec if isinstance(spec, nx.DiGraph) else to_graph(spec))
+
+
+def train(spec: Spec | str, task: str | Task, **settings: Any) -> TrainResult:
+    """Train ``spec`` on ``task`` and return a ``TrainResult`` (see :func:`archdsl.training.train`
+    for the settings). Torch is imported here, on the first call, not with ``archdsl``.
+
+    >>> result = train("2x(attn)", "mqar", steps=20, batch=8, d_model=32)   # doctest: +SKIP
+    >>> result.status                                                          # doctest: +SKIP
+    'finished'
+    """
+    from archdsl import training
+
+    return training.train(spec, task, **settings)

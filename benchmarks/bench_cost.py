@@ -16,7 +16,7 @@ import time
 import torch
 
 import archdsl
-from archdsl.cost import cost
+from archdsl.costing import cost
 
 # 1,000 layer calls: a Jamba-like hybrid of SSM, attention, MLP and MoE sub-layers
 TEXT = "model d_model=4096 vocab=128000\n100x(2x(ssm mlp) ssm moe experts=16 top_k=2 attn kv_heads=8 mlp gdn rglru)"

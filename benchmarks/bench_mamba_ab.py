@@ -20,7 +20,7 @@ import time
 import torch
 
 import archdsl
-from archdsl.layers import mamba as mamba_module
+from archdsl.nn.layers import mamba as mamba_module
 
 VOCAB = 256
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import archdsl
 from archdsl.tasks import get_task
-from archdsl.train._optim import make_optimizer
+from archdsl.training._optim import make_optimizer
 
 MQAR_MODELS = ["2x(attn)", "2x(ssm)", "2x(mamba)", "2x(gdn)", "2x(conv)", "2x(rglru)", "ssm attn", "2x(mlp)"]
 

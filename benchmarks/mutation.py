@@ -6,9 +6,9 @@
     python benchmarks/mutation.py --list               # the sampled mutants, nothing run
     python benchmarks/mutation.py --retry runs/mutation.json --out runs/mutation.json   # its survivors again
 
-Every Python file under ``archdsl/layers/`` and ``archdsl/cost/`` is parsed; each expression that a
-small bug could touch gives mutants: an arithmetic operator swapped (``+``/``-``, ``*``/``/``,
-``**`` -> ``*``, ``//`` -> ``/``), a comparison loosened or flipped (``<``/``<=``, ``==``/``!=``), a
+Every Python file of ``archdsl/layers/`` (and ``builtin/``), ``archdsl/nn/layers/`` and ``archdsl/costing/`` is
+parsed; each expression that a small bug could touch gives mutants: an arithmetic operator swapped
+(``+``/``-``, ``*``/``/``, ``**`` -> ``*``, ``//`` -> ``/``), a comparison loosened or flipped (``<``/``<=``, ``==``/``!=``), a
 term dropped (``a + b`` -> ``a``, ``a * b`` -> ``a``), a constant tweaked (``n`` -> ``n + 1``,
 ``x`` -> ``2 x``), a sign removed (``-x`` -> ``x``), ``and``/``or`` and ``True``/``False`` swapped.
 Strings, f-strings and annotations are left alone (a changed message is not a wrong layer).
@@ -42,21 +42,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ("archdsl/layers", "archdsl/cost")
+TARGETS = ("archdsl/layers", "archdsl/layers/builtin", "archdsl/nn/layers", "archdsl/costing")
 LAYER_TESTS = "tests/layers"
 COST_TESTS = {
-    "archdsl/cost/budget.py": ["tests/cost/test_budget.py"],
-    "archdsl/cost/report.py": ["tests/cost/test_cost.py"],
-    "archdsl/cost/plot.py": ["tests/cost/test_cost.py"],
-    "archdsl/cost/measure.py": ["tests/cost/test_cost.py"],
+    "archdsl/costing/budget.py": ["tests/cost/test_budget.py"],
+    "archdsl/costing/report.py": ["tests/cost/test_cost.py"],
+    "archdsl/costing/plot.py": ["tests/cost/test_cost.py"],
+    "archdsl/costing/measure.py": ["tests/cost/test_cost.py"],
 }
 COST_DEFAULT = ["tests/layers/test_costs.py", "tests/cost/test_cost.py"]
 # Files shared by several layers map to the tests of every layer that uses them.
 SHARED = {
-    "archdsl/layers/ssd.py": ["tests/layers/test_ssm.py"],
-    "archdsl/layers/selective_scan.py": ["tests/layers/test_mamba.py"],
-    "archdsl/layers/rope.py": ["tests/layers/test_attn.py"],
-    "archdsl/layers/causal_conv.py": [
+    "archdsl/nn/layers/ssd.py": ["tests/layers/test_ssm.py"],
+    "archdsl/nn/layers/selective_scan.py": ["tests/layers/test_mamba.py"],
+    "archdsl/nn/layers/rope.py": ["tests/layers/test_attn.py"],
+    "archdsl/nn/layers/causal_conv.py": [
         "tests/layers/test_conv.py",
         "tests/layers/test_ssm.py",
         "tests/layers/test_mamba.py",
@@ -100,7 +100,7 @@ class Mutant:
 
 def tests_for(file: str, root: Path) -> list[str]:
     """The test files and folders that concern ``file`` (those that exist in ``root``)."""
-    if file.startswith("archdsl/cost/"):
+    if file.startswith("archdsl/costing/"):
         paths = COST_TESTS.get(file, COST_DEFAULT)
     elif file in SHARED:
         paths = [*SHARED[file], "tests/layers/test_costs.py"]

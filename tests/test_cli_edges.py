@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from typer.testing import CliRunner
 
-import archdsl.cli.commands
 from archdsl.cli import app
 
 runner = CliRunner()
@@ -19,7 +20,8 @@ def test_an_unexpected_exception_is_one_line_with_a_pointer_to_report_it(monkeyp
     def broken(spec):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(archdsl.cli.commands.archdsl, "to_graph", broken)
+    # what check runs after resolving (the module: archdsl.graph.lower is also the function's name)
+    monkeypatch.setattr(importlib.import_module("archdsl.graph.lower"), "check_lowering", broken)
     result = run("check", "-e", "ssm")
     assert result.exit_code == 1
     assert result.output.startswith("error: internal error: RuntimeError: boom second line (please report at ")

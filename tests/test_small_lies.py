@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import matplotlib.figure
+import tomllib
 from typer.testing import CliRunner
 
 import archdsl
@@ -38,7 +38,7 @@ def test_the_package_does_not_promise_a_command_that_does_not_exist():
 
 
 def test_the_ssm_flops_step_is_real_and_marked_in_the_plot(tmp_path, monkeypatch):
-    from archdsl.cost.plot import algorithm_switches, plot_costs
+    from archdsl.costing.plot import algorithm_switches, plot_costs
 
     graph = archdsl.to_graph(archdsl.parse("ssm", d_model=64, vocab=10))
     (switch,) = algorithm_switches(graph)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import archdsl
-from archdsl.cost import cost
+from archdsl.costing import cost
 from archdsl.errors import ArchDSLError
 from archdsl.syntax import parse_program
 from archdsl.syntax.roll import roll

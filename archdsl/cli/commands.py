@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 import archdsl
 from archdsl.cli.app import app, console, fail, reports_errors
@@ -62,9 +61,11 @@ def check(file: Optional[Path] = FileArg, expr: Optional[str] = ExprOpt) -> None
     if space is not None:
         print_check(space)
         return
+    from archdsl.graph.lower import check_lowering
+
     spec = load_spec(file, expr)
-    graph = archdsl.to_graph(spec)
-    sublayers = sum(1 for _, a in graph.nodes(data=True) if a["kind"] in ("layer", "fork") and a.get("residual", True))
+    nodes = check_lowering(spec)  # what to_graph checks, without the networkx graph
+    sublayers = sum(1 for _, a in nodes if a["kind"] in ("layer", "fork") and a.get("residual", True))
     console.print(f"ok: {sublayers} sub-layers, d_model={spec.model.d_model}, vocab={spec.model.vocab}", soft_wrap=True)
 
 
@@ -179,6 +180,8 @@ def show_table(spec: Spec, graph, file: Optional[Path]):
 @reports_errors
 def layers() -> None:
     """List every registered layer type with its parameters, defaults and descriptions."""
+    from rich.table import Table
+
     from archdsl.layers.registry import get_layer, list_layers
     from archdsl.spec.model import ModelSettings
 

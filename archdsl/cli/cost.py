@@ -17,9 +17,8 @@ import typer
 import archdsl
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.cli.commands import STDIN_NAME, load_file
-from archdsl.cost.budget import Budget, parse_sizes
-from archdsl.cost.model import cost as model_cost
-from archdsl.cost.report import cost_tables, model_json, report_json
+from archdsl.costing.budget import Budget, parse_sizes
+from archdsl.costing.model import cost as model_cost
 from archdsl.errors import ArchDSLError
 
 
@@ -52,6 +51,8 @@ def cost_command(
     FLOPs count a multiply-add as two; training is three forwards. Lengths are tokens with
     k = 1,024; budget counts are decimal (M = 1e6), bytes KiB/MiB/GiB binary.
     """
+    from archdsl.costing.report import cost_tables, model_json, report_json  # rich tables: not for `check`
+
     seqs = parse_sizes(seq, origin="--seq")
     if plot is not None:
         _check_plot_path(plot)
@@ -83,7 +84,7 @@ def cost_command(
             for table in cost_tables(name, costs, check):
                 console.print(table)
         if measure:
-            from archdsl.cost.measure import measure as run_measure
+            from archdsl.costing.measure import measure as run_measure
 
             result = run_measure(graph, seq_len=seqs[0], batch=batch)
             report["measure"] = result.as_dict()
@@ -92,7 +93,7 @@ def cost_command(
     if as_json:
         typer.echo(json.dumps(report_json(reports, seqs, batch), indent=2))
     if plot is not None:
-        from archdsl.cost.plot import plot_costs
+        from archdsl.costing.plot import plot_costs
 
         plot_costs(models, seqs, plot, batch=batch)
         out.print(f"wrote {plot}", markup=False)

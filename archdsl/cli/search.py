@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from archdsl.cli.app import app, console, fail, reports_errors
 
@@ -75,6 +73,9 @@ def report_command(
     as_json: bool = typer.Option(False, "--json", help="print the top trials as JSON"),
 ) -> None:
     """Best trials as DSL text with metrics and cost; Pareto front PNG, HTML page, best layouts as .arch."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from archdsl.search.report import build_report, write_report
     from archdsl.search.runner import load_stored_study
     from archdsl.search.study import JOURNAL_NAME

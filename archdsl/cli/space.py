@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.space import Space, SpaceError
@@ -77,6 +76,8 @@ def _count(size: int | float) -> str:
 
 def print_check(space: Space) -> None:
     """What ``archdsl check`` prints for a space: the counts, then one row per site."""
+    from rich.table import Table
+
     console.print(f"search space: {len(space.sites)} choice sites, {_count(space.size)} layouts", soft_wrap=True)
     if not space.sites:
         return
@@ -106,7 +107,7 @@ def sample(
     vocab: Optional[int] = typer.Option(None, "--vocab", help="override the model header's vocab"),
 ) -> None:
     """Draw one layout of a program with choices (or list them all with --all), as plain DSL text."""
-    from archdsl.cost import Budget, parse_size
+    from archdsl.costing import Budget, parse_size
     from archdsl.syntax.printer import print_spec
 
     space = load_any_space(file, expr, d_model=d_model, vocab=vocab)
@@ -140,7 +141,7 @@ def sample(
 
 
 def _sample_all(space: Space, budget, limit: int, seq_len: int, roll: bool) -> None:
-    from archdsl.cost.budget import format_count
+    from archdsl.costing.budget import format_count
     from archdsl.space.enumerate import Tally
     from archdsl.syntax.printer import print_spec
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from archdsl.cli.app import app, console, error_console, fail, reports_errors
 from archdsl.cli.commands import load_spec
 from archdsl.errors import ArchDSLError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def split_arguments(arguments: list[str]) -> tuple[Optional[Path], dict[str, str]]:
@@ -67,7 +68,7 @@ def train_command(
 ) -> None:
     """Train a layout on a task and report its test metrics (loss, accuracy or bits per byte)."""
     from archdsl.tasks import get_task
-    from archdsl.train import save_run, train
+    from archdsl.training import save_run, train
 
     file, task_settings = split_arguments(arguments or [])
     spec = load_spec(file, expr, d_model=d_model)
@@ -107,7 +108,9 @@ def train_command(
 
 
 def _train_with_progress(spec, task, settings):
-    from archdsl.train import train
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from archdsl.training import train
 
     main = task.main_metric
     columns = [
@@ -138,6 +141,8 @@ def _train_with_progress(spec, task, settings):
 
 
 def _summary(result) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{result.task}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
     table.add_column("metric")
     table.add_column("final", justify="right")
@@ -156,6 +161,8 @@ def _summary(result) -> Table:
 @reports_errors
 def tasks_command(as_json: bool = typer.Option(False, "--json", help="print the tasks as JSON")) -> None:
     """Every task, its metrics, its settings and their defaults (set them as key=value)."""
+    from rich.table import Table
+
     from archdsl.tasks import list_tasks
 
     listing = {}

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from archdsl.cli.app import app, console, fail, reports_errors
 
@@ -75,6 +73,9 @@ def studies_command(
     as_json: bool = typer.Option(False, "--json", help="print the studies as JSON"),
 ) -> None:
     """The studies of a storage: trials by state, against the target, and the best so far."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from archdsl.search.join import list_studies
 
     rows = list_studies(storage)

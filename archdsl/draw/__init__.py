@@ -104,8 +104,8 @@ def spec_html(spec: Spec, context: int = 8192) -> str:
     import html
 
     import archdsl
-    from archdsl.cost.budget import format_bytes, format_count
-    from archdsl.cost.report import seq_label
+    from archdsl.costing.budget import format_bytes, format_count
+    from archdsl.costing.report import seq_label
 
     c = archdsl.cost(spec, seq_len=context, context=context)
     at = seq_label(context)

@@ -33,9 +33,9 @@ ABBREVIATIONS = {
 
 def caption_lines(structure: Structure, c: Any) -> list[str]:
     """The caption's pieces: sizes of the stack and the model, parameters, state and FLOPs at
-    the context of ``c`` (a :class:`~archdsl.cost.ModelCost`)."""
-    from archdsl.cost.budget import format_bytes, format_count
-    from archdsl.cost.report import seq_label
+    the context of ``c`` (a :class:`~archdsl.costing.ModelCost`)."""
+    from archdsl.costing.budget import format_bytes, format_count
+    from archdsl.costing.report import seq_label
 
     model = structure.model
     shared = any(span.kind == "shared" for span in structure.spans)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from archdsl.errors import GraphError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def check_graph(graph: nx.DiGraph) -> None:
     """One input (``embed``), one output (``head``), acyclic, widths agree along every edge, and
     every node of a shared group's slot has the same layer type and parameters."""
-    attrs = dict(graph.nodes(data=True))  # one lookup table: NodeView indexing is slow per call
-    order = {node: i for i, node in enumerate(attrs)}
     # the adjacency dicts themselves (``graph.pred`` / ``graph.succ`` are views over them): the
     # degree views cost a call per node, a third of checking a 1,000-layer graph
-    pred, succ = graph._pred, graph._succ
+    check_adjacency(dict(graph.nodes(data=True)), graph._succ, graph._pred)
+
+
+def check_adjacency(attrs: dict[str, dict], succ: dict[str, dict], pred: dict[str, dict]) -> None:
+    """:func:`check_graph` on the graph's parts: node attributes in execution order, and the
+    successors and predecessors of every node (dicts keyed by node id, as networkx keeps them)."""
+    order = {node: i for i, node in enumerate(attrs)}
     sources = [n for n in attrs if not pred[n]]
     sinks = [n for n in attrs if not succ[n]]
     if sources != ["embed"]:

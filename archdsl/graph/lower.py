@@ -13,12 +13,15 @@ name and a ``slot``; nodes with the same ``(group, slot)`` are one set of weight
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from archdsl.errors import GraphError
-from archdsl.graph.check import check_graph
+from archdsl.graph.check import check_adjacency, check_graph
 from archdsl.spec import limits
 from archdsl.spec.model import LayerNode, Node, ParallelNode, RepeatNode, SeqNode, SharedNode, Spec
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def lower(spec: Spec) -> nx.DiGraph:
@@ -26,6 +29,19 @@ def lower(spec: Spec) -> nx.DiGraph:
     graph = _digraph(nodes, edges, model=spec.model, spec=spec)
     check_graph(graph)
     return graph
+
+
+def check_lowering(spec: Spec) -> list[tuple[str, dict]]:
+    """Lower ``spec`` and check the result as :func:`lower` does, without making the networkx
+    graph (importing networkx is most of what ``archdsl check`` would otherwise wait for);
+    returns the nodes (id, attributes) in execution order."""
+    nodes, edges = lowered_parts(spec)
+    succ: dict[str, dict] = {node_id: {} for node_id, _ in nodes}
+    pred: dict[str, dict] = {node_id: {} for node_id, _ in nodes}
+    for u, v in edges:
+        succ[u][v] = pred[v][u] = {}
+    check_adjacency(dict(nodes), succ, pred)
+    return nodes
 
 
 def lowered_parts(spec: Spec) -> tuple[list[tuple[str, dict]], list[tuple[str, str]]]:
@@ -58,6 +74,8 @@ def _digraph(nodes: list[tuple[str, dict]], edges: list[tuple[str, str]], **grap
     into networkx's adjacency dicts (``_node``, ``_succ``, ``_pred``, the documented layout of a
     DiGraph). ``add_nodes_from`` takes an exception path for every ``(id, attrs)`` pair and was
     about half of lowering a 1,000-layer spec; the result is the same graph."""
+    import networkx as nx
+
     graph = nx.DiGraph(**graph_attrs)
     node, succ, pred = graph._node, graph._succ, graph._pred
     for node_id, attrs in nodes:

@@ -1,6 +1,22 @@
 """The layer contract: what every layer type, built in or third-party, provides.
 
-A layer type is an ``nn.Module`` subclass with three class attributes and five methods::
+A layer type has two halves. The torch-free half is what the language, ``archdsl layers`` and
+the cost model read: a :class:`LayerContract` with the name, a one-line description, the
+parameter model and the analytic cost, plus where its module lives as ``"package.module:Class"``
+text. That module (the torch half) is imported only when a model is built, so checking,
+formatting and costing a program never import torch::
+
+    register_layer(LayerContract(
+        name="mylayer",
+        description="one line for `archdsl layers`",
+        Params=MyParams,                      # a LayerParams subclass: fields, defaults, docs
+        cost=my_cost,                         # (params, model, ctx: CostContext) -> Cost
+        module="my_package.torch_part:MyLayer",
+    ))
+
+The module class is built as ``MyLayer(params, model)`` and provides the instance side below.
+The older form, one ``nn.Module`` subclass with both halves, is still accepted (it imports torch
+when it is registered)::
 
     class MyLayer(nn.Module):
         name = "mylayer"                      # the word used in the language
@@ -24,6 +40,10 @@ token by token; without it, :meth:`ArchModel.generate` steps. Register a layer w
 
 from __future__ import annotations
 
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
@@ -31,7 +51,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     import torch
 
-    from archdsl.cost.value import Cost, CostContext
+    from archdsl.costing.value import Cost, CostContext
     from archdsl.spec.model import ModelSettings
 
 
@@ -94,3 +114,46 @@ class LayerType(Protocol):
     def __call__(self, params: LayerParams, model: ModelSettings) -> Layer: ...
 
     def cost(self, params: LayerParams, model: ModelSettings, ctx: CostContext) -> Cost: ...
+
+
+# the methods a module class must have (checked when it is imported)
+MODULE_METHODS = ("forward", "init_state", "step")
+MODULE_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
+
+
+@dataclass(frozen=True)
+class LayerContract:
+    """The torch-free half of a layer type; ``module`` names its ``nn.Module`` class, imported
+    the first time a model of it is built. Calling the contract builds a module, as calling a
+    module class does, so the builder treats both forms alike.
+
+    >>> from archdsl.layers import get_layer
+    >>> get_layer("mlp").module
+    'archdsl.nn.layers.mlp:MLP'
+    """
+
+    name: str
+    description: str
+    Params: type[LayerParams]
+    cost: Callable[..., Cost]
+    module: str
+
+    def load(self) -> type:
+        """The module class, imported now; RegistryError if it cannot be, or lacks the contract."""
+        from archdsl.errors import RegistryError
+
+        where = f"layer '{self.name}' (module {self.module!r})"
+        if not MODULE_PATH.match(self.module):
+            raise RegistryError(f"{where}: 'module' must read 'package.module:Class'")
+        module_name, class_name = self.module.split(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise RegistryError(f"{where}: cannot import the module class: {exc}") from exc
+        missing = [m for m in MODULE_METHODS if not callable(getattr(cls, m, None))]
+        if not isinstance(cls, type) or missing:
+            raise RegistryError(f"{where}: missing {', '.join(missing) or 'a class'} of the layer contract")
+        return cls
+
+    def __call__(self, params: LayerParams, model: ModelSettings) -> Layer:
+        return self.load()(params, model)

@@ -6,8 +6,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from archdsl.cost.model import cost
-
+from archdsl.costing.model import cost
 from archdsl.layers.registry import get_layer
 from archdsl.nn.blocks import ParallelResidual, Residual
 from archdsl.nn.memory import check_fits

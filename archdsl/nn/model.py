@@ -146,11 +146,9 @@ class ArchModel(nn.Module):
         graph = getattr(self, "graph", None)
         if graph is None:
             return
-        from archdsl.cost.model import cost
-        from archdsl.nn.memory import check_fits
-
-        from archdsl.cost.model import MAX_ARGUMENT
+        from archdsl.costing.model import MAX_ARGUMENT, cost
         from archdsl.errors import LimitError
+        from archdsl.nn.memory import check_fits
 
         what = f"generating {max_new_tokens:,} tokens after a prompt of {batch} x {length}"
         if length + max_new_tokens > MAX_ARGUMENT:

@@ -22,8 +22,8 @@ from typing import Any
 import optuna
 
 import archdsl
-from archdsl.cost.budget import KEYS, Budget
-from archdsl.cost.report import model_json
+from archdsl.costing.budget import KEYS, Budget
+from archdsl.costing.report import model_json
 from archdsl.errors import ArchDSLError
 from archdsl.search.ladder import Ladder
 from archdsl.search.recipe import Recipe, RecipeError
@@ -100,7 +100,7 @@ class SearchObjective:
 
     def __init__(self, recipe: Recipe, *, device: str | None = None):
         from archdsl.tasks import get_task
-        from archdsl.train import TrainSettings
+        from archdsl.training import TrainSettings
 
         self.recipe = recipe
         try:

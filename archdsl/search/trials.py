@@ -15,7 +15,7 @@ _FOLD = {"stopped": "pruned", "interrupted": "failed", "waiting": "running"}
 
 def format_value(name: str, value: float | None) -> str:
     """An objective or cost value in the unit of its name: bytes as KiB/MiB, counts as K/M/G."""
-    from archdsl.cost.budget import format_bytes, format_count
+    from archdsl.costing.budget import format_bytes, format_count
 
     if value is None:
         return ""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from archdsl.spec.model import Spec
 
 if TYPE_CHECKING:
-    from archdsl.cost import BudgetCheck, ModelCost
+    from archdsl.costing import BudgetCheck, ModelCost
     from archdsl.space.space import Space
 
 
@@ -64,7 +64,7 @@ def layouts(
 ) -> Iterator[Layout]:
     """Every layout of ``space`` (with ``budget``: those within it), refusing spaces larger than
     ``limit`` before listing any. ``tally`` (optional) counts what was seen."""
-    from archdsl.cost import Budget, cost
+    from archdsl.costing import Budget, cost
 
     if isinstance(budget, str):
         budget = Budget.parse(budget)

@@ -43,7 +43,7 @@ class InfeasibleError(SpaceError):
 
 class OverBudgetError(SpaceError):
     """``Space.sample(trial, budget=...)`` drew a layout over the budget. ``spec`` is the layout,
-    ``check`` the :class:`~archdsl.cost.BudgetCheck` (what is over, by how much), ``params`` the
+    ``check`` the :class:`~archdsl.costing.BudgetCheck` (what is over, by how much), ``params`` the
     values drawn: a search records it as infeasible instead of training it."""
 
     def __init__(self, message: str, spec: Spec, check: Any, params: dict):
@@ -234,7 +234,7 @@ class Space:
         return InfeasibleError(message, where, self.source, drawn, [s.name for s in sites])
 
     def check_budget(self, spec: Spec, budget: Any, drawn: dict[str, Any], **cost_settings: Any) -> None:
-        from archdsl.cost import Budget
+        from archdsl.costing import Budget
 
         if isinstance(budget, str):
             budget = Budget.parse(budget)

@@ -24,7 +24,6 @@ from archdsl.spec.model import (
 )
 from archdsl.syntax import ast
 
-
 # words the grammar reserves: a let of one of these names could be defined but never used
 KEYWORDS = frozenset({"model", "let", "shared", "true", "false"})
 
@@ -334,7 +333,7 @@ def _check_parameters(body: SeqNode, model: ModelSettings) -> None:
     """Refuse a model of more than MAX_PARAMS weights, counted from the layers' cost formulas
     (repeats multiplied, each shared group once, wherever it is used) without unrolling or
     allocating anything."""
-    from archdsl.cost.value import CostContext
+    from archdsl.costing.value import CostContext
 
     ctx = CostContext(seq_len=1)
     per_layer: dict[tuple[str, LayerParams], int] = {}

@@ -101,8 +101,34 @@ class _Layout:
             yield tok
 
 
+def parser_cache_file() -> str | bool:
+    """Where lark keeps the analysed grammar between runs: a file in the user's cache folder
+    (``$XDG_CACHE_HOME/archdsl`` on Linux), or False (no cache) where that folder cannot be made.
+
+    Building the LALR tables takes a few hundred milliseconds, most of a ``check``; loading them
+    takes a few. Lark writes the hash of the grammar text, the options and the lark and Python
+    versions on the file's first line and rebuilds when they differ, so an edited grammar or
+    another lark is never served stale tables; a file it cannot read or write is rebuilt or
+    skipped (a read-only cache folder costs the build, not an error)."""
+    import platformdirs
+
+    folder = Path(platformdirs.user_cache_dir("archdsl", appauthor=False))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return str(folder / "grammar.lark-cache")
+
+
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
+    return build_lark(cache=parser_cache_file())
+
+
+def build_lark(*, cache: str | bool) -> Lark:
+    """The LALR parser of the grammar, its tables loaded from ``cache`` (a file path) when that
+    holds them for this very grammar, else built (and written there); ``cache=False`` always
+    builds."""
     path = grammar_path()
     parser = Lark.open(
         path.name,
@@ -110,9 +136,10 @@ def _lark() -> Lark:
         parser="lalr",
         lexer="basic",
         start="program",
-        strict=True,  # lark checks terminal collisions (with interegular) and conflicts
+        strict=True,  # lark checks terminal collisions (with interegular) and conflicts when it builds
         propagate_positions=True,
         postlex=_Layout(),
+        cache=cache,
     )
     # Lark.lex (the context of a syntax error) builds a new lexer on every call unless the Lark
     # object has one, and with strict=True each build re-runs the terminal collision check

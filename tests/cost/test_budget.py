@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import archdsl
-from archdsl.cost import Budget, cost, parse_size, parse_sizes
+from archdsl.costing import Budget, cost, parse_size, parse_sizes
 from archdsl.errors import ArchDSLError, BudgetError
 
 LLAMA = "4x(attn heads=8 kv_heads=2 mlp)"
@@ -142,6 +142,6 @@ def test_lengths_follow_the_cost_unless_written():
 
 
 def test_lengths_are_shown_in_binary_units():
-    from archdsl.cost.budget import format_length
+    from archdsl.costing.budget import format_length
 
     assert [format_length(n) for n in (2048, 3 * 1024**2, 3000, 2 * 1025, 1024)] == ["2k", "3M", "3000", "2050", "1k"]

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import archdsl
 from archdsl.cli import app
-from archdsl.cost import Budget
+from archdsl.costing import Budget
 
 LLAMA = Path(__file__).resolve().parents[2] / "examples" / "llama.arch"
 

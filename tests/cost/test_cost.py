@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 import archdsl
 from archdsl.cli import app
-from archdsl.cost import Cost, CostError, ModelCost, cost
-from archdsl.cost.value import CostContext
+from archdsl.costing import Cost, CostError, ModelCost, cost
+from archdsl.costing.value import CostContext
 from archdsl.errors import ArchDSLError
-from archdsl.layers import LayerParams, get_layer, list_layers, register_layer, state_nbytes, unregister_layer
+from archdsl.layers import LayerParams, get_layer, list_layers, register_layer, unregister_layer
+from archdsl.nn.layers.state import state_nbytes
 from tests.cost import build_meta, layer_calls
 
 
@@ -321,7 +322,7 @@ def test_cli_bad_seq_names_the_bad_part(seq, bad):
 
 
 def test_measure_times_a_tiny_model_beside_the_analytic_flops():
-    from archdsl.cost.measure import measure
+    from archdsl.costing.measure import measure
 
     spec = archdsl.parse("attn mlp", d_model=32, vocab=50)
     m = measure(spec, seq_len=16, batch=2, repeats=1, device="cpu")
@@ -394,8 +395,8 @@ def test_defaults_are_the_documented_ones():
 def test_budget_table_shows_bytes_and_counts_in_their_units():
     from rich.console import Console
 
-    from archdsl.cost.budget import Budget
-    from archdsl.cost.report import budget_table
+    from archdsl.costing.budget import Budget
+    from archdsl.costing.report import budget_table
 
     c = cost(archdsl.parse("attn mlp", d_model=64, vocab=100), seq_len=256)
     console = Console(record=True, width=120)

@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import archdsl
-from archdsl.cost import cost
-from archdsl.layers import get_layer, list_layers
+from archdsl.costing import cost
+from archdsl.layers import list_layers, module_class
 from tests.cost import layer_calls
 
 LINEAR_OPS = ("mm", "addmm")
@@ -39,7 +39,7 @@ def matmul_flops_by_type(model: nn.Module, counts: dict) -> dict[str, float]:
     """Counter FLOPs of weight products, summed per layer type (modules are found by class).
     A shared module appears once in ``named_modules`` and the counter files all its uses
     under that one name."""
-    classes = {get_layer(name): name for name in list_layers()}
+    classes = {module_class(name): name for name in list_layers()}
     root = type(model).__name__
     out: dict[str, float] = defaultdict(float)
     for name, module in model.named_modules():

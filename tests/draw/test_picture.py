@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archdsl
-from archdsl.cost.budget import format_count
+from archdsl.costing.budget import format_count
 from archdsl.draw import Highlight, to_svg
 from archdsl.draw.palette import LAYER_COLOURS
 from archdsl.errors import ArchDSLError

@@ -63,3 +63,11 @@ def test_labels_work_when_a_layers_defaults_would_not_build_at_this_width():
     # at d_model=48 the ssm default head_dim=64 does not divide the inner width 96
     graph = archdsl.to_graph(archdsl.parse("model d_model=48\nssm head_dim=32", vocab=10))
     assert '"L0" [label="ssm head_dim=32"];' in to_dot(graph)
+
+
+def test_check_lowering_gives_the_graphs_nodes_without_networkx(example_path):
+    # `archdsl check` lowers with check_lowering (no networkx graph): the same nodes, in order
+    from archdsl.graph.lower import check_lowering
+
+    spec = archdsl.load(example_path)
+    assert check_lowering(spec) == list(archdsl.to_graph(spec).nodes(data=True))

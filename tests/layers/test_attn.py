@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import archdsl.layers.attn as attn_mod
-from archdsl.cost.value import CostContext
+import archdsl.nn.layers.attn as attn_mod
+from archdsl.costing.value import CostContext
 from archdsl.errors import GenerationError
-from archdsl.layers.attn import Attention, AttnParams, mean_keys
 from archdsl.layers.base import InvalidParams
+from archdsl.layers.builtin.attn import mean_keys
 from archdsl.layers.registry import get_layer
-from archdsl.layers.state import state_nbytes
+from archdsl.nn.layers.attn import Attention, AttnParams
+from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
 
 D = 64
@@ -52,7 +53,7 @@ def assert_fast_equals_reference(layer, x, tol=1e-10):
 
 
 def test_registered():
-    assert get_layer("attn") is Attention
+    assert get_layer("attn").load() is Attention
 
 
 @pytest.mark.parametrize(
@@ -237,7 +238,7 @@ def test_state_bytes_match_cost(kw, context):
     layer = make(torch.float32, **kw)
     ctx = CostContext(seq_len=context, state_bytes=2)
     state = layer.init_state(1, max_len=context, device="cpu", dtype=torch.bfloat16)
-    assert state_nbytes(state) == Attention.cost(layer.params, MODEL, ctx).state_bytes
+    assert state_nbytes(state) == get_layer("attn").cost(layer.params, MODEL, ctx).state_bytes
 
 
 @pytest.mark.parametrize(
@@ -248,7 +249,7 @@ def test_cost_params_and_flops(kw):
     the reference path, which multiplies each query with exactly the keys it sees."""
     layer = make(torch.float32, **kw)
     B, T = 2, 23
-    cost = Attention.cost(layer.params, MODEL, CostContext(seq_len=T))
+    cost = get_layer("attn").cost(layer.params, MODEL, CostContext(seq_len=T))
     assert cost.params == sum(p.numel() for p in layer.parameters())
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(B, T, D), reference=True)
@@ -269,7 +270,7 @@ def test_mean_keys_matches_a_count():
 
 def test_decode_cost_counts_cached_keys():
     p = AttnParams(heads=4, window=16).resolve(MODEL)
-    cost = Attention.cost(p, MODEL, CostContext(seq_len=8, context=100))
+    cost = get_layer("attn").cost(p, MODEL, CostContext(seq_len=8, context=100))
     assert cost.decode_flops == cost.matmul_flops + 4 * 4 * 16 * 16
     assert cost.state_bytes == 2 * 4 * 16 * 16 * 2
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archdsl.cost.value import CostContext
+from archdsl.costing.value import CostContext
 from archdsl.errors import GenerationError
 from archdsl.layers.base import InvalidParams
-from archdsl.layers.conv import ConvParams, ShortConv
 from archdsl.layers.registry import get_layer
-from archdsl.layers.state import state_nbytes
+from archdsl.nn.layers.conv import ConvParams, ShortConv
+from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
 
 D = 32
@@ -35,7 +35,7 @@ def outputs_and_grads(layer, x, reference):
 
 
 def test_registered():
-    assert get_layer("conv") is ShortConv
+    assert get_layer("conv").load() is ShortConv
 
 
 @pytest.mark.parametrize("kernel,T", [(3, 1), (3, 20), (1, 6), (4, 64), (5, 3)])
@@ -86,7 +86,7 @@ def test_step_with_another_batch_is_an_error():
 def test_cost_params_flops_and_state(kernel):
     layer = make(torch.float32, kernel=kernel)
     B, T = 2, 10
-    cost = ShortConv.cost(layer.params, MODEL, CostContext(seq_len=T, state_bytes=4))
+    cost = get_layer("conv").cost(layer.params, MODEL, CostContext(seq_len=T, state_bytes=4))
     assert cost.params == sum(p.numel() for p in layer.parameters())
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(B, T, D))

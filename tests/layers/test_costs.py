@@ -21,8 +21,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archdsl.cost.value import CostContext
-from archdsl.layers import get_layer, list_layers
+from archdsl.costing.value import CostContext
+from archdsl.layers import get_layer, list_layers, module_class
 from archdsl.spec.model import ModelSettings
 from tests.layers.helpers import saved_activation_bytes
 
@@ -101,7 +101,7 @@ def _forward_mamba(layer, T):
     state element and padded token the decay's product, floor and exp2 (3), the input (dt x) B
     (1) and the update, a multiply-add (2); the read-out against C is a bmm the counter sees.
     Per channel and real token: dt x (1) and the conv's taps."""
-    from archdsl.layers.selective_scan import SUB  # the scan's sub-chunk length, a kernel setting
+    from archdsl.nn.layers.selective_scan import SUB  # the scan's sub-chunk length, a kernel setting
 
     E, N = layer.A_log.shape
     sub = min(SUB, layer.p.chunk, T)
@@ -141,7 +141,7 @@ def make(name, kw, device=None):
 
 def test_every_layer_is_checked():
     checked = {case.values[0] for case in CASES}
-    assert checked == {name for name in list_layers() if get_layer(name).__module__.startswith("archdsl.")}
+    assert checked == {name for name in list_layers() if module_class(name).__module__.startswith("archdsl.")}
 
 
 def _step_flops(layer, device):
@@ -196,7 +196,7 @@ def test_ssm_chunk_pass_as_a_loop_is_counted():
     multiply by the chunk's decay and an add per state element and chunk, element-wise work. A
     forward starts from zeros and keeps no final state, so it passes n - 2 states on (the first
     chunk's end state is where the second starts; the last chunk's is not needed)."""
-    from archdsl.layers.ssd import MAX_MATRIX_CHUNKS  # a kernel setting: where the loop starts
+    from archdsl.nn.layers.ssd import MAX_MATRIX_CHUNKS  # a kernel setting: where the loop starts
 
     n = MAX_MATRIX_CHUNKS + 10
     T = 2 * n - 1  # chunks of two tokens, the last one padded

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from archdsl.layers.mamba import Mamba, MambaParams
-from archdsl.layers.moe import MoE, MoEParams
+from archdsl.nn.layers.mamba import Mamba, MambaParams
+from archdsl.nn.layers.moe import MoE, MoEParams
 from archdsl.spec.model import ModelSettings
 
 

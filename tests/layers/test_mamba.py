@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archdsl.cost.value import CostContext
+from archdsl.costing.value import CostContext
 from archdsl.errors import GenerationError
-from archdsl.layers import selective_scan
-from archdsl.layers.mamba import Mamba, MambaParams
 from archdsl.layers.registry import get_layer
-from archdsl.layers.selective_scan import selective_scan_chunked, selective_scan_reference
-from archdsl.layers.state import state_nbytes
+from archdsl.nn.layers import selective_scan
+from archdsl.nn.layers.mamba import Mamba, MambaParams
+from archdsl.nn.layers.selective_scan import selective_scan_chunked, selective_scan_reference
+from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
 from tests.layers.helpers import assert_grads_close, grads, saved_activation_bytes
 
@@ -39,7 +39,7 @@ def make(**kw) -> Mamba:
 
 
 def test_registered():
-    assert get_layer("mamba") is Mamba
+    assert get_layer("mamba").load() is Mamba
 
 
 @pytest.mark.parametrize("T, chunk", [(1, 16), (2, 16), (5, 16), (16, 16), (37, 16), (50, 8), (70, 12)])
@@ -98,7 +98,7 @@ def test_parameter_count_equals_hf_and_cost():
     theirs, ours = hf_pair()
     n = sum(p.numel() for p in ours.parameters())
     assert n == sum(p.numel() for p in theirs.parameters())
-    assert Mamba.cost(ours.p, MODEL, CostContext()).params == n
+    assert get_layer("mamba").cost(ours.p, MODEL, CostContext()).params == n
 
 
 def test_defaults_and_init_follow_hf():
@@ -125,7 +125,7 @@ def test_steps_equal_forward(conv):
 def test_state_bytes_match_cost_and_batch_is_checked():
     layer = make()
     state = layer.init_state(2, max_len=100, device="cpu", dtype=torch.float32)
-    cost = Mamba.cost(layer.p, MODEL, CostContext(seq_len=100, state_bytes=4))
+    cost = get_layer("mamba").cost(layer.p, MODEL, CostContext(seq_len=100, state_bytes=4))
     assert state_nbytes(state) == 2 * cost.state_bytes  # per sequence, independent of length
     assert state_nbytes(layer.init_state(1, max_len=5000, device="cpu", dtype=torch.float32)) == cost.state_bytes
     with pytest.raises(GenerationError, match="batch of 1"):
@@ -135,7 +135,7 @@ def test_state_bytes_match_cost_and_batch_is_checked():
 @pytest.mark.parametrize("T", [64, 50])
 def test_flops_match_flop_counter(T):
     layer = make()
-    cost = Mamba.cost(layer.p, MODEL, CostContext(seq_len=T))
+    cost = get_layer("mamba").cost(layer.p, MODEL, CostContext(seq_len=T))
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, T, 32))
     # the counter sees the four Linear layers and the scan's read-out h C (2 E N per token of the
@@ -150,7 +150,7 @@ def test_activation_bytes_estimate(T, chunk):
     """The estimate is within 15% of what autograd keeps for backward (parameters left out)."""
     layer = make(chunk=chunk)
     kept = saved_activation_bytes(layer, torch.randn(1, T, 32, requires_grad=True))
-    cost = Mamba.cost(layer.p, MODEL, CostContext(seq_len=T, act_bytes=4))
+    cost = get_layer("mamba").cost(layer.p, MODEL, CostContext(seq_len=T, act_bytes=4))
     assert kept == pytest.approx(cost.activation_bytes, rel=0.15)
 
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archdsl.cost.value import CostContext
+from archdsl.costing.value import CostContext
 from archdsl.layers.base import InvalidParams
-from archdsl.layers.mlp import MLP, MLPParams
 from archdsl.layers.registry import get_layer
-from archdsl.layers.state import state_nbytes
+from archdsl.nn.layers.mlp import MLP, MLPParams
+from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
 
 D = 48
@@ -19,7 +19,7 @@ MODEL = ModelSettings(d_model=D)
 
 
 def test_registered():
-    assert get_layer("mlp") is MLP
+    assert get_layer("mlp").load() is MLP
 
 
 @pytest.mark.parametrize("hidden", [None, 100])
@@ -61,7 +61,7 @@ def test_cost_params_and_flops():
     torch.manual_seed(0)
     layer = MLP(MLPParams(hidden=80), MODEL)
     B, T = 2, 9
-    cost = MLP.cost(layer.params, MODEL, CostContext(seq_len=T))
+    cost = get_layer("mlp").cost(layer.params, MODEL, CostContext(seq_len=T))
     assert cost.params == sum(p.numel() for p in layer.parameters())
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(B, T, D))

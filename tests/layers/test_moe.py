@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archdsl.cost.value import CostContext
+from archdsl.costing.value import CostContext
 from archdsl.layers.base import InvalidParams
-from archdsl.layers.moe import MoE, MoEParams
 from archdsl.layers.registry import get_layer
+from archdsl.nn.layers.moe import MoE, MoEParams
 from archdsl.spec.model import ModelSettings
 from tests.layers.helpers import assert_grads_close, grads
 
@@ -35,7 +35,7 @@ def outputs_and_grads(layer, x, reference):
 
 
 def test_registered():
-    assert get_layer("moe") is MoE
+    assert get_layer("moe").load() is MoE
 
 
 @pytest.mark.parametrize("experts,top_k,T", [(4, 2, 17), (8, 2, 40), (4, 1, 9), (3, 3, 5), (8, 8, 1)])
@@ -123,7 +123,7 @@ def test_step_matches_forward():
 def test_cost_params_and_active_flops():
     layer = make(torch.float32, experts=6, top_k=2, hidden=40)
     B, T = 2, 11
-    cost = MoE.cost(layer.params, MODEL, CostContext(seq_len=T))
+    cost = get_layer("moe").cost(layer.params, MODEL, CostContext(seq_len=T))
     assert cost.params == sum(p.numel() for p in layer.parameters())
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(B, T, D))

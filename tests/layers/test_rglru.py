@@ -8,12 +8,12 @@ import torch
 from pydantic import ValidationError
 from torch.utils.flop_counter import FlopCounterMode
 
-from archdsl.cost.value import CostContext
+from archdsl.costing.value import CostContext
 from archdsl.errors import GenerationError
 from archdsl.layers.base import InvalidParams
 from archdsl.layers.registry import get_layer
-from archdsl.layers.rglru import RGLRU, LinearScan, RGLRUParams
-from archdsl.layers.state import state_nbytes
+from archdsl.nn.layers.rglru import RGLRU, LinearScan, RGLRUParams
+from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
 from tests.layers.helpers import assert_grads_close, grads, saved_activation_bytes
 
@@ -30,7 +30,7 @@ def make(dtype=torch.float64, **kw) -> RGLRU:
 
 
 def test_registered():
-    assert get_layer("rglru") is RGLRU
+    assert get_layer("rglru").load() is RGLRU
 
 
 @pytest.mark.parametrize("T", [1, 2, 37, 100])
@@ -115,7 +115,7 @@ def test_state_bytes_match_cost(dtype):
     layer = make(dtype)
     state = layer.init_state(3, max_len=50, device="cpu", dtype=dtype)
     ctx = CostContext(seq_len=50, state_bytes=torch.finfo(dtype).bits // 8)
-    assert state_nbytes(state) == 3 * RGLRU.cost(layer.p, MODEL, ctx).state_bytes
+    assert state_nbytes(state) == 3 * get_layer("rglru").cost(layer.p, MODEL, ctx).state_bytes
 
 
 def test_step_refuses_another_batch():
@@ -155,7 +155,7 @@ def test_out_of_range_fields(kw):
 def test_cost_params_and_flops():
     layer = make(torch.float32)
     T = 37
-    cost = RGLRU.cost(layer.p, MODEL, CostContext(seq_len=T))
+    cost = get_layer("rglru").cost(layer.p, MODEL, CostContext(seq_len=T))
     assert cost.params == sum(w.numel() for w in layer.parameters())
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, T, 48))
@@ -173,7 +173,7 @@ def test_cost_params_and_flops():
 def test_activation_estimate_near_measured():
     layer = make(torch.float32)
     T = 64
-    cost = RGLRU.cost(layer.p, MODEL, CostContext(seq_len=T, act_bytes=4))
+    cost = get_layer("rglru").cost(layer.p, MODEL, CostContext(seq_len=T, act_bytes=4))
     saved = saved_activation_bytes(layer, torch.randn(1, T, 48, requires_grad=True))
     assert cost.activation_bytes == pytest.approx(saved, rel=0.15)
 

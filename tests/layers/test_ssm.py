@@ -7,14 +7,15 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archdsl.cost.value import CostContext
+from archdsl.costing.value import CostContext
 from archdsl.errors import GenerationError
-from archdsl.layers import ssd
 from archdsl.layers.base import InvalidParams
+from archdsl.layers.builtin.ssm import chunk_length, ssd_product_flops
 from archdsl.layers.registry import get_layer
-from archdsl.layers.ssd import chunk_length, ssd_chunked, ssd_reference
-from archdsl.layers.ssm import SSM, SSMParams, ssd_product_flops
-from archdsl.layers.state import state_nbytes
+from archdsl.nn.layers import ssd
+from archdsl.nn.layers.ssd import ssd_chunked, ssd_reference
+from archdsl.nn.layers.ssm import SSM, SSMParams
+from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
 from tests.layers.helpers import assert_grads_close, grads, saved_activation_bytes
 
@@ -33,7 +34,7 @@ def make(d: int = 32, **kw) -> SSM:
 
 
 def test_registered():
-    assert get_layer("ssm") is SSM
+    assert get_layer("ssm").load() is SSM
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_long_chunks_are_shortened_where_within_chunk_work_dominates():
     fast, ref = layer(x), layer(x, reference=True)
     torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
     assert_grads_close(grads(layer, x, fast), grads(layer, x, ref))
-    cost = SSM.cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=150))
+    cost = get_layer("ssm").cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=150))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, 150, 32))
     assert counter.get_total_flops() == 150 * cost.matmul_flops + ssd_product_flops(layer.p, 32, 150)
@@ -154,7 +155,7 @@ def test_parameter_count_equals_hf_and_cost():
     theirs, ours = hf_pair()
     n = sum(p.numel() for p in ours.parameters())
     assert n == sum(p.numel() for p in theirs.parameters())
-    assert SSM.cost(ours.p, ModelSettings(d_model=32, vocab=10), CostContext()).params == n
+    assert get_layer("ssm").cost(ours.p, ModelSettings(d_model=32, vocab=10), CostContext()).params == n
 
 
 def test_init_follows_hf():
@@ -179,7 +180,7 @@ def test_steps_equal_forward(groups, conv):
 def test_state_bytes_match_cost_and_batch_is_checked():
     layer = make(groups=2)
     state = layer.init_state(2, max_len=100, device="cpu", dtype=torch.float32)
-    cost = SSM.cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=100, state_bytes=4))
+    cost = get_layer("ssm").cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=100, state_bytes=4))
     assert state_nbytes(state) == 2 * cost.state_bytes  # per sequence, independent of length
     assert state_nbytes(layer.init_state(1, max_len=5000, device="cpu", dtype=torch.float32)) == cost.state_bytes
     with pytest.raises(GenerationError, match="batch of 3"):
@@ -190,7 +191,7 @@ def test_state_bytes_match_cost_and_batch_is_checked():
 def test_flops_match_flop_counter(T, chunk):
     layer = make(groups=2, chunk=chunk)
     model = ModelSettings(d_model=32, vocab=10)
-    cost = SSM.cost(layer.p, model, CostContext(seq_len=T))
+    cost = get_layer("ssm").cost(layer.p, model, CostContext(seq_len=T))
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, T, 32))
     # the counter sees the Linear layers and the SSD's products; the conv is elementwise
@@ -203,7 +204,7 @@ def test_activation_bytes_estimate(T, kw):
     """The estimate is within 15% of what autograd keeps for backward (parameters left out)."""
     layer = make(**kw)
     kept = saved_activation_bytes(layer, torch.randn(1, T, 32, requires_grad=True))
-    cost = SSM.cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=T, act_bytes=4))
+    cost = get_layer("ssm").cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=T, act_bytes=4))
     assert kept == pytest.approx(cost.activation_bytes, rel=0.15)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 import torch
 
 import archdsl
 from archdsl.errors import RegistryError
-from archdsl.layers import LayerParams
-from archdsl.layers import registry
+from archdsl.layers import LayerParams, registry
 
 PLUGIN = textwrap.dedent(
     """
@@ -19,7 +19,7 @@ PLUGIN = textwrap.dedent(
     from pydantic import Field
     from torch import nn
 
-    from archdsl.cost.value import Cost
+    from archdsl.costing.value import Cost
     from archdsl.layers.base import LayerParams
 
 
@@ -94,12 +94,111 @@ def test_a_layer_without_a_cost_is_refused_at_registration():
 
 
 def test_duplicate_names_are_refused():
-    from archdsl.layers.registry import get_layer
+    class Impostor(registry.module_class("attn")):  # an old-style class with both halves
+        name = "attn"
+        description = "another attention"
+        Params = registry.get_layer("attn").Params
+        cost = classmethod(lambda cls, params, model, ctx: registry.get_layer("attn").cost(params, model, ctx))
 
-    attn = get_layer("attn")
-
-    class Impostor(attn):
-        pass
-
-    with pytest.raises(RegistryError, match="'attn' is already registered"):
+    with pytest.raises(RegistryError, match="'attn' is already registered by the contract of module archdsl"):
         registry.register_layer(Impostor)
+    with pytest.raises(RegistryError, match="'mlp' is already registered"):
+        registry.register_layer(replace(registry.get_layer("attn"), name="mlp"))
+
+
+# The new form: the contract in one module (no torch), the nn.Module in another, imported by build.
+CONTRACT = textwrap.dedent(
+    """
+    from pydantic import Field
+
+    from archdsl.costing.value import Cost
+    from archdsl.layers import LayerContract, LayerParams
+
+
+    class ShiftParams(LayerParams):
+        by: float = Field(1.0, description="added to the input")
+
+
+    SHIFT = LayerContract(
+        name="shift",
+        description="adds a learned offset to its input (a plug-in test layer)",
+        Params=ShiftParams,
+        cost=lambda params, model, ctx: Cost(params=model.d_model, scan_flops=float(model.d_model)),
+        module="archdsl_shift_plugin_nn:Shift",
+    )
+    BROKEN = LayerContract(
+        name="broken",
+        description="its module class has no step",
+        Params=ShiftParams,
+        cost=SHIFT.cost,
+        module="archdsl_shift_plugin_nn:NoStep",
+    )
+    """
+)
+MODULE = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    class Shift(nn.Module):
+        def __init__(self, params, model):
+            super().__init__()
+            self.offset = nn.Parameter(torch.full((model.d_model,), params.by))
+
+        def forward(self, x, *, reference=False):
+            return x + self.offset
+
+        def init_state(self, batch, *, max_len, device, dtype):
+            return None
+
+        def step(self, x, state):
+            return x + self.offset, state
+
+
+    class NoStep(Shift):
+        step = None
+    """
+)
+
+
+@pytest.fixture
+def contract_plugin_on_path(tmp_path, monkeypatch):
+    (tmp_path / "archdsl_shift_plugin.py").write_text(CONTRACT)
+    (tmp_path / "archdsl_shift_plugin_nn.py").write_text(MODULE)
+    dist = tmp_path / "archdsl_shift_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: archdsl-shift-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[archdsl.layers]\nshift = archdsl_shift_plugin:SHIFT\nbroken = archdsl_shift_plugin:BROKEN\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    yield
+    for name in ("shift", "broken"):
+        registry.unregister_layer(name)
+    for module in ("archdsl_shift_plugin", "archdsl_shift_plugin_nn"):
+        sys.modules.pop(module, None)
+
+
+def test_a_contract_plugin_is_listed_checked_and_costed_without_its_module(contract_plugin_on_path):
+    assert {"shift", "broken"} <= set(registry.list_layers())
+    spec = archdsl.parse("ssm shift by=0.5 mlp", d_model=32, vocab=40)
+    assert archdsl.cost(spec).by_type()["shift"].params == 2 * 32  # the offset and the pre-norm
+    assert "archdsl_shift_plugin_nn" not in sys.modules  # the torch half waits for build
+    model = archdsl.build(spec)
+    assert "archdsl_shift_plugin_nn" in sys.modules
+    assert torch.all(model.layers[1].mixer.offset == 0.5)
+    assert sum(p.numel() for p in model.parameters()) == archdsl.cost(spec).params
+
+
+def test_a_contract_whose_module_misses_a_method_is_refused_when_built(contract_plugin_on_path):
+    spec = archdsl.parse("broken", d_model=32, vocab=40)  # the contract half is complete
+    with pytest.raises(RegistryError, match="layer 'broken'.*missing step of the layer contract"):
+        archdsl.build(spec)
+
+
+def test_a_contract_needs_a_module_path():
+    bad = replace(registry.get_layer("mlp"), name="nowhere", module="archdsl.nn.layers.mlp.MLP")
+    with pytest.raises(RegistryError, match="'module' must read 'package.module:Class'"):
+        registry.register_layer(bad)

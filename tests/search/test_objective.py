@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archdsl.cost.budget import Budget
+from archdsl.costing.budget import Budget
 from archdsl.search.objective import SearchObjective, constraint_value
 from archdsl.search.recipe import RecipeError
 

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 import archdsl
+import archdsl.training
 from archdsl.cli import app
 from archdsl.search import search
 from archdsl.search.ladder import LADDER_ATTR, Ladder
@@ -54,13 +55,13 @@ def test_every_trial_stores_layout_cost_metrics_and_status(tmp_path, tiny):
 
 def test_infeasible_layouts_are_recorded_and_never_built(tmp_path, tiny, monkeypatch):
     trained = []
-    real_train = archdsl.train.train
+    real_train = archdsl.training.train
 
     def spy(spec, task, **kwargs):  # calls the real loop; remembers what it was asked to build
         trained.append(spec)
         return real_train(spec, task, **kwargs)
 
-    monkeypatch.setattr("archdsl.train.train", spy)
+    monkeypatch.setattr("archdsl.training.train", spy)
     # no KV cache allowed: every layout with an attention layer is over the budget
     recipe = tiny(budget={"limits": "kv@1k<=0"}, study={"trials": 6, "baselines": ["2x(conv)"]})
     study = load(search(recipe, out=tmp_path, display="quiet"))

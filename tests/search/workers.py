@@ -35,7 +35,7 @@ PLUGIN = textwrap.dedent(
     from pydantic import Field
     from torch import nn
 
-    from archdsl.cost.value import Cost
+    from archdsl.costing.value import Cost
     from archdsl.layers.base import LayerParams
 
 

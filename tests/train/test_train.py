@@ -11,8 +11,8 @@ import torch
 
 import archdsl
 from archdsl.tasks import get_task
-from archdsl.train import TrainError, TrainEvent, TrainResult
-from archdsl.train._optim import lr_at, param_groups
+from archdsl.training import TrainError, TrainEvent, TrainResult
+from archdsl.training._optim import lr_at, param_groups
 
 TINY = get_task("mqar", vocab=32, seq_len=16, pairs=2, test_examples=64)
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from archdsl.cost.model import cost
+from archdsl.costing.model import cost
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
-SUB = 16  # tokens per sub-chunk: the sequence is padded to whole sub-chunks; blocks divide them
+from archdsl.layers.builtin.mamba import SUB  # tokens per sub-chunk (with the cost formula that pads to it)
+
 BLOCK_ELEMENTS = 2**19  # at most this many elements in a block's (b, S, N, E) tensors (2 MiB in float32)
 LOG2E = math.log2(math.e)
 FLOOR = -60.0  # log decays are floored here before exp (exp(-60) = 9e-27)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from archdsl.cost.model import cost
+from archdsl.costing.model import cost
 from archdsl.nn.memory import available_bytes
-from archdsl.train._settings import TrainError
+from archdsl.training._settings import TrainError
 
 
 def training_bytes(graph, seq_len: int, batch: int, act_bytes: int) -> dict[str, float]:

@@ -33,9 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Above this many chunks the chunk-to-chunk pass runs as a loop over chunks: the decay matrix
-# costs (chunks + 1)^2 per head and state element, which would grow quadratically with length.
-MAX_MATRIX_CHUNKS = 256
+from archdsl.layers.builtin.ssm import MAX_MATRIX_CHUNKS, chunk_length  # with the cost formula that depends on them
 
 # Log decays are floored at -60 before exp: exp(-60) = 9e-27 is far below float32 resolution next
 # to any term that is not decayed away, while the exact values down to exp(-87) and beyond are
@@ -46,30 +44,6 @@ FLOOR = -60.0
 # is at most this (exp(80) = 5.5e34 and exp(-80) = 1.8e-35 are normal float32 numbers); beyond, the
 # (L x L) masks are formed per head.
 FACTOR_LIMIT = 80.0
-
-
-# Chunks are at least this long before the balance below may shorten them: shorter chunks make
-# products too small to run at matrix-product speed.
-MIN_AUTO_CHUNK = 64
-
-
-def chunk_length(T: int, chunk: int, heads: int, head_dim: int, groups: int, state: int) -> int:
-    """Tokens per chunk for a sequence of T: ``min(chunk, T)``, shortened (to a power of two, not
-    below MIN_AUTO_CHUNK) where the work within chunks outgrows the work on states.
-
-    Per token, a chunk of L costs ``2 L (G N + H P)`` FLOPs in its (L x L) products and
-    ``4 H P N`` in those with the states (a chunk's end state and its start state's read-out),
-    which do not depend on L; past ``L = 2 H P N / (G N + H P)`` a longer chunk adds more
-    quadratic work (and (L x L) decay masks, elementwise) than it saves on passing states. With
-    Mamba-2's state 128 and head_dim 64 that balance is at 128 to 256 tokens, and on a CPU 128
-    ran 10-20% faster than 256 at d_model 64 to 256 (benchmarks/README.md).
-    """
-    L = min(chunk, T)
-    balance = 2 * heads * head_dim * state / (groups * state + heads * head_dim)
-    cap = MIN_AUTO_CHUNK
-    while cap * 2 <= balance:
-        cap *= 2
-    return min(L, cap)
 
 
 def _decay(x: torch.Tensor) -> torch.Tensor:

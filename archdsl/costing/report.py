@@ -14,8 +14,8 @@ from typing import Any
 
 from rich.table import Table
 
-from archdsl.cost.budget import KEYS, BudgetCheck, format_bytes, format_count, format_length
-from archdsl.cost.model import ModelCost
+from archdsl.costing.budget import KEYS, BudgetCheck, format_bytes, format_count, format_length
+from archdsl.costing.model import ModelCost
 
 SCHEMA = "archdsl.cost/1"
 

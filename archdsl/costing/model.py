@@ -4,11 +4,11 @@
     >>> c = archdsl.cost("model d_model=512 vocab=32000\\n 4x(attn mlp)", seq_len=2048)
     >>> c.params, c.train_flops, c.by_type()["attn"].params        # doctest: +SKIP
 
-Layer types write their own ``cost`` classmethod (see :mod:`archdsl.layers.base`); this module
-only adds what belongs to no layer: the embedding, the RMSNorm in front of each residual
-sub-layer and at the end, the residual additions and the LM head. It reads the graph that
-:func:`archdsl.to_graph` lowers, never builds a module and never allocates a tensor, so a
-1T-parameter or 1,000-layer model costs in milliseconds.
+Layer types write their own ``cost`` formula, in their torch-free contract (see
+:mod:`archdsl.layers.base`); this module only adds what belongs to no layer: the embedding, the
+RMSNorm in front of each residual sub-layer and at the end, the residual additions and the LM
+head. It reads the graph that :func:`archdsl.to_graph` lowers, never builds a module and never
+allocates a tensor, so a 1T-parameter or 1,000-layer model costs in milliseconds.
 
 What is counted, per token at ``seq_len`` (a multiply-add is two FLOPs):
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-from archdsl.cost.value import Cost, CostContext
+from archdsl.costing.value import Cost, CostContext
 from archdsl.errors import ArchDSLError, GraphError, did_you_mean
 
 # AdamW training memory per parameter, in bytes, on top of the weights themselves: a gradient

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from archdsl.tasks import Batch, Task, get_task
-from archdsl.train._memory import check_training_fits
-from archdsl.train._optim import lr_at, make_optimizer
-from archdsl.train._result import TrainEvent, TrainResult
-from archdsl.train._settings import TrainError, TrainSettings
+from archdsl.training._memory import check_training_fits
+from archdsl.training._optim import lr_at, make_optimizer
+from archdsl.training._result import TrainEvent, TrainResult
+from archdsl.training._settings import TrainError, TrainSettings
 
 Callback = Callable[[TrainEvent], Any]
 

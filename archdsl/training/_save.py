@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from archdsl.train._result import TrainResult
-from archdsl.train._settings import TrainError
+from archdsl.training._result import TrainResult
+from archdsl.training._settings import TrainError
 
 
 def save_run(result: TrainResult, directory: str | Path, task_settings: dict[str, Any] | None = None) -> Path:

@@ -1,6 +1,6 @@
 """Compute budgets: limits on the analytic cost, written as short text.
 
-    >>> from archdsl.cost import Budget
+    >>> from archdsl.costing import Budget
     >>> budget = Budget.parse("params<=20M train_flops/token<=2G state@32k<=64MiB")
     >>> result = budget.check("model d_model=256 vocab=1000\\n 4x(ssm) attn mlp")   # doctest: +SKIP
     >>> result.ok, [str(v) for v in result]                                          # doctest: +SKIP
@@ -235,7 +235,7 @@ class Budget:
 
             >>> Budget.parse("state<=1GiB").check("attn mlp", seq_len=[2048, 131072]).ok   # doctest: +SKIP
         """
-        from archdsl.cost.model import ModelCost, cost
+        from archdsl.costing.model import ModelCost, cost
 
         if isinstance(seq_len, str):  # "2k,128k", as --seq reads it
             seq_len = parse_sizes(seq_len, origin="seq_len")

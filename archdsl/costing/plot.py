@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archdsl.cost.model import ModelCost, cost
+from archdsl.costing.model import ModelCost, cost
 from archdsl.errors import ArchDSLError
 
 
@@ -50,7 +50,7 @@ def algorithm_switches(graph: Any) -> dict[int, str]:
     loop past it, so its FLOPs drop by that term at (MAX_MATRIX_CHUNKS + 2) L + 1 tokens, with L
     the chunk a long sequence runs (``chunk_length``: 33,025 tokens for Mamba-2's state 128 and
     head_dim 64 at d_model 64, whose default chunk of 256 runs as chunks of 128)."""
-    from archdsl.layers.ssd import MAX_MATRIX_CHUNKS, chunk_length
+    from archdsl.layers.builtin.ssm import MAX_MATRIX_CHUNKS, chunk_length
 
     out: dict[int, str] = {}
     for _, attrs in graph.nodes(data=True):
@@ -76,7 +76,7 @@ def plot_costs(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
-    from archdsl.cost.report import seq_label
+    from archdsl.costing.report import seq_label
 
     pairs = list(models.items()) if isinstance(models, Mapping) else list(models)
     costed = [(name, cost(target, seq_len=min(seqs), batch=batch)) for name, target in pairs]
