@@ -147,6 +147,7 @@ class Monitor:
             "this_run": len([t for t in trials if t.number >= self.first]),
             "counts": counts(trials),
             "objectives": self.objectives,
+            "workers": self.workers,
             "best": [{"trial": t.number, "values": list(t.values), "dsl": t.user_attrs.get("dsl")} for t in best],
             "wall_s": round(time.time() - self.started, 3),
         }

@@ -165,9 +165,17 @@ class StudySection(_Section):
         "median", description="single-objective early stopping, one of: " + ", ".join(PRUNERS)
     )
     baselines: list[str] = Field([], description="layouts in DSL text, points of the space, run first")
-    workers: int = Field(1, gt=0, description="processes on this machine")
+    workers: int | None = Field(
+        None,
+        gt=0,
+        description="processes on this machine (default: one per GPU with device cuda, else one per CPU core)",
+    )
     heartbeat: int = Field(10, gt=0, description="seconds between a running trial's heartbeats")
-    grace: int | None = Field(None, gt=0, description="seconds without heartbeat before a trial counts as lost and is retried (default 6 x heartbeat)")
+    grace: int | None = Field(
+        None,
+        gt=0,
+        description="seconds without heartbeat before a trial counts as lost and is retried (default 6 x heartbeat)",
+    )
     retries: int = Field(2, ge=0, description="times a lost or interrupted trial is run again")
 
     @field_validator("timeout", mode="before")

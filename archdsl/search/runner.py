@@ -179,7 +179,7 @@ def start_workers(
     callers; the stored target decides)."""
     context = multiprocessing.get_context("spawn")
     procs = []
-    gpus = _gpu_count() if device == "cuda" else 0
+    gpus = gpu_count() if device == "cuda" else 0
     places = placements(workers, device, gpus=gpus, cores=os.cpu_count() or 1)  # a GPU each, or a share of the cores
     for i, (dev, threads) in enumerate(places):
         kwargs = {
@@ -193,7 +193,7 @@ def start_workers(
     return procs
 
 
-def _gpu_count() -> int:
+def gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -11,6 +11,7 @@ needs the usual ``if __name__ == "__main__":`` guard (``multiprocessing``'s rule
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,10 +22,10 @@ from rich.console import Console
 from rich.live import Live
 
 from archdsl.search.display import Monitor
-from archdsl.search.distributed import set_target
+from archdsl.search.distributed import default_workers, set_target
 from archdsl.search.objective import SearchObjective
 from archdsl.search.recipe import Recipe, RecipeError
-from archdsl.search.runner import plan_run, prepare_study, quiet_optuna, run_worker, start_workers
+from archdsl.search.runner import gpu_count, plan_run, prepare_study, quiet_optuna, run_worker, start_workers
 
 DISPLAYS = ("live", "json", "quiet")
 _STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -53,9 +54,11 @@ def search(
     trials = settings.trials if trials is None else trials
     timeout = settings.timeout if timeout is None else timeout
     workers = settings.workers if workers is None else workers
+    device = device or run.recipe.train.settings().get("device")
+    if workers is None:
+        workers = default_workers(device, gpus=gpu_count() if device == "cuda" else 0, cores=os.cpu_count() or 1)
     if trials < 1 or workers < 1:
         raise RecipeError("--trials and --workers must be positive")
-    device = device or run.recipe.train.settings().get("device")
 
     objective = SearchObjective(run.recipe, device=device)
     study = prepare_study(run, objective)

@@ -17,6 +17,7 @@ TINY = {
         "name": "tiny",
         "objectives": {"accuracy": "max", "state@1k": "min"},
         "trials": 4,
+        "workers": 1,  # in this process: the tests read its trials, and one worker is reproducible
         "baselines": ["2x(attn heads=2)"],
     },
 }

@@ -31,7 +31,7 @@ def test_shipped_recipes_are_valid(path):
 def test_minimal_recipe_defaults():
     recipe = parse_recipe(MINIMAL, filename="r.toml")
     assert recipe.name == "r"  # the file's stem
-    assert recipe.study.sampler == "tpe" and recipe.study.trials == 20 and recipe.study.workers == 1
+    assert recipe.study.sampler == "tpe" and recipe.study.trials == 20 and recipe.study.workers is None
     assert [o.name for o in recipe.objectives()] == ["accuracy"] and recipe.objectives()[0].direction is None
     assert recipe.budget.limits == "" and recipe.ladder is None
 

@@ -192,11 +192,17 @@ def test_same_recipe_and_seed_give_the_same_trials_and_metrics(tmp_path, tiny):
     assert [t.user_attrs["metrics"] for t in other] != [t.user_attrs["metrics"] for t in runs[0]]
 
 
-def test_two_worker_processes_share_the_study(tmp_path, tiny):
-    recipe = tiny(study={"trials": 3, "workers": 2})
-    study = load(search(recipe, out=tmp_path, display="quiet"))
+def test_by_default_one_worker_process_per_core_shares_the_study(tmp_path, tiny, monkeypatch):
+    """No ``workers`` in the recipe or on the command line: one single-threaded process per core
+    (measured faster than one process on every core, benchmarks/README.md)."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the same two workers on any machine
+    recipe = tiny(study={"trials": 3, "workers": None})
+    summary = search(recipe, out=tmp_path, display="quiet")
+    study = load(summary)
+    assert summary["workers"] == 2
     assert len(study.trials) == 3 and all(t.state == TrialState.COMPLETE for t in study.trials)
-    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert len(workers) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers)
 
 
 def test_cli_search_json_lines_then_report(tmp_path):
