@@ -55,6 +55,7 @@ def test_bad_settings_fail_before_any_trial(tiny, sections, message):
         SearchObjective(tiny(**sections))
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # the retry callback's own
 def test_a_retried_trial_sets_its_constraints_once(tiny):
     """Optuna's retry callback copies a failed trial's system attributes, constraints included,
     into the trial that runs its layout again; setting them a second time makes Optuna warn on
