@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import optuna
 
 from archdsl.search import load_recipe, search
+from archdsl.search.distributed import counts as counts_toward_target
 from archdsl.search.recipe import recipe_from_dict
 from archdsl.search.study import open_storage
 from archdsl.search.trials import best_trials, counts, layout_line
@@ -55,10 +56,22 @@ def run(recipe, out, **kwargs):
     return study, wall
 
 
-def front_points(study):
-    """The feasible finished trials as minimised (-accuracy, cost) points."""
+def front_points(study, trials=None):
+    """The front of the feasible finished trials (all, or ``trials``) as minimised (-accuracy, cost) points."""
     signs = [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-    return [tuple(s * v for s, v in zip(signs, t.values)) for t in best_trials(study)]
+    return [tuple(s * v for s, v in zip(signs, t.values)) for t in best_trials(study, trials)]
+
+
+def first_counted(study, n, retries):
+    """The study's first ``n`` trials that count toward a target (in trial order, so a study
+    that was continued past ``n`` is compared at the same N as the others)."""
+    out = []
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if counts_toward_target(t, retries):
+            out.append(t)
+            if len(out) == n:
+                break
+    return out
 
 
 def machinery(study, wall, workers):
@@ -152,11 +165,18 @@ def recall(args):
                     wall = json.loads(done_file.read_text())["wall_s"]
                     study = optuna.load_study(study_name=r.name, storage=open_storage(out / "study.log"))
                 else:
-                    study, wall = run(r, out)
+                    left = r.study.trials
+                    if (out / "study.log").exists():  # an interrupted study: only the trials it still lacks
+                        before = optuna.load_study(study_name=r.name, storage=open_storage(out / "study.log"))
+                        left = max(1, left - len(first_counted(before, r.study.trials, r.study.retries)))
+                    study, wall = run(r, out, trials=left)
                     done_file.write_text(json.dumps({"wall_s": wall}))
+                trials = first_counted(study, r.study.trials, r.study.retries)  # the same N in every study
                 parts = machinery(study, wall, r.study.workers)
-                rows.append({"mode": sampler, "seed": seed, "wall_s": wall, **parts, "points": front_points(study)})
-                done = [t for t in study.trials if t.values is not None and all(v <= 0 for v in t.constraints.values())]
+                rows.append(
+                    {"mode": sampler, "seed": seed, "wall_s": wall, **parts, "points": front_points(study, trials)}
+                )
+                done = [t for t in trials if t.values is not None and all(v <= 0 for v in t.constraints.values())]
                 base = {t.user_attrs["baseline"]: t.values[0] for t in done if t.user_attrs.get("baseline")}
                 hybrids = [t for t in done if not t.user_attrs.get("baseline") and is_hybrid(t.user_attrs["dsl"])]
                 best = max(hybrids, key=lambda t: t.values[0], default=None)
