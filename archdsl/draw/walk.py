@@ -18,7 +18,17 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from archdsl.spec.model import LayerNode, ModelSettings, Node, ParallelNode, RepeatNode, SeqNode, SharedNode, Spec
+from archdsl.spec.model import (
+    LayerNode,
+    ModelSettings,
+    Node,
+    ParallelNode,
+    RepeatNode,
+    SeqNode,
+    SharedNode,
+    Spec,
+    iter_sublayers,
+)
 
 
 @dataclass(frozen=True)
@@ -151,10 +161,6 @@ class _Walker:
 def _flat(node: Node) -> list[LayerNode]:
     """The layers of a parallel branch in order, its repeats unrolled (the picture is drawn after
     lowering, which refuses a branch that holds anything else)."""
-    if isinstance(node, LayerNode):
-        return [node]
-    if isinstance(node, SeqNode):
-        return [layer for item in node.items for layer in _flat(item)]
-    if isinstance(node, RepeatNode):
-        return _flat(node.body) * node.count
-    raise TypeError(f"a parallel branch holds {type(node).__name__}")  # pragma: no cover - lowering refuses it
+    layers = list(iter_sublayers(node))
+    assert all(isinstance(layer, LayerNode) for layer in layers), "lowering refuses other branch items"
+    return layers

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from archdsl.errors import GraphError
 from archdsl.graph.check import check_adjacency, check_graph
 from archdsl.spec import limits
-from archdsl.spec.model import LayerNode, Node, ParallelNode, RepeatNode, SeqNode, SharedNode, Spec
+from archdsl.spec.model import LayerNode, Node, ParallelNode, RepeatNode, SeqNode, SharedNode, Spec, iter_sublayers
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -192,20 +192,10 @@ def _flat_branch(branch: SeqNode) -> list[LayerNode]:
     """The layers of one parallel branch in order (repeats unrolled); a branch holds layer calls
     and repeats of them only, at any depth."""
     layers: list[LayerNode] = []
-
-    def walk(node: Node) -> None:
-        if isinstance(node, LayerNode):
-            layers.append(node)
-        elif isinstance(node, SeqNode):
-            for item in node.items:
-                walk(item)
-        elif isinstance(node, RepeatNode):
-            for _ in range(node.count):
-                walk(node.body)
-        else:
+    for node in iter_sublayers(branch):
+        if not isinstance(node, LayerNode):
             raise GraphError("a parallel branch may hold only layer calls and repeats of them", node.span)
-
-    walk(branch)
+        layers.append(node)
     if not layers:
         raise GraphError("a parallel branch is empty", branch.span)
     return layers

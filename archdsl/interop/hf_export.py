@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from archdsl.errors import ArchDSLError
-from archdsl.spec.model import LayerNode, ParallelNode, RepeatNode, SeqNode, SharedNode, Spec
+from archdsl.spec.model import LayerNode, ParallelNode, Spec, iter_sublayers
 
 RECURRENT = ("ssm", "mamba", "gdn", "rglru")
 FEED_FORWARD = {"mlp": "dense", "moe": "sparse"}
@@ -60,25 +60,14 @@ def _flat(spec: Spec) -> list[LayerNode]:
     """The sub-layers in order, repeats unrolled; a branch group or a shared block cannot be a
     Hugging Face layer type."""
     out: list[LayerNode] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, LayerNode):
-            out.append(node)
-        elif isinstance(node, SeqNode):
-            for item in node.items:
-                walk(item)
-        elif isinstance(node, RepeatNode):
-            for _ in range(node.count):
-                walk(node.body)
-        else:
+    for node in iter_sublayers(spec.body):
+        if not isinstance(node, LayerNode):
             what = "parallel branches (a | b)" if isinstance(node, ParallelNode) else "a shared(...) block"
-            assert isinstance(node, (ParallelNode, SharedNode))
             raise ArchDSLError(
                 f"cannot write this layout as Hugging Face layer types: sub-layer {len(out) + 1}{_where(node)} is "
                 f"{what}, which no layer_types entry or hybrid_override_pattern character expresses"
             )
-
-    walk(spec.body)
+        out.append(node)
     return out
 
 

@@ -138,6 +138,19 @@ def iter_layers(node: Node):
         yield from iter_layers(node.body)
 
 
+def iter_sublayers(node: Node):
+    """Yield the sub-layers of a sequence in execution order, repeats unrolled: each LayerNode,
+    and each parallel group or shared block whole (callers that cannot take one refuse it)."""
+    if isinstance(node, SeqNode):
+        for item in node.items:
+            yield from iter_sublayers(item)
+    elif isinstance(node, RepeatNode):
+        for _ in range(node.count):
+            yield from iter_sublayers(node.body)
+    else:
+        yield node
+
+
 def _canonical_groups(body: SeqNode) -> SeqNode:
     """``body`` with its shared groups renamed g0, g1, ... in order of first use."""
     names: dict[str, str] = {}
