@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -14,7 +15,6 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from archdsl.errors import ArchDSLError
-
 
 # typer ships its own copy of click; its exception base is reached through a public class.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -148,3 +148,11 @@ def fail(message: str) -> None:
     """Print a user error without location (bad option values) and exit 2, like click does."""
     error_console.print(f"error: {message}", markup=False)
     sys.exit(2)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a command's text output to ``path``; a failure is one error line naming the file."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ArchDSLError(f"cannot write '{path}': {exc.strerror or exc}") from None

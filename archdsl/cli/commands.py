@@ -10,8 +10,7 @@ from typing import Optional
 import typer
 
 import archdsl
-from archdsl.cli.app import app, console, fail, reports_errors
-from archdsl.errors import ArchDSLError
+from archdsl.cli.app import app, console, fail, reports_errors, write_text
 from archdsl.spec.model import Spec
 
 FileArg = typer.Argument(None, help="an .arch file, or - to read the program from standard input", show_default=False)
@@ -124,10 +123,7 @@ def fmt(
     if text.encode("utf-8") == source:
         console.print(f"{file} is already formatted", markup=False)
         return
-    try:
-        file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ArchDSLError(f"cannot write '{file}': {exc.strerror or exc}") from None
+    write_text(file, text)
     console.print(f"rewrote {file}", markup=False)
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from archdsl.cli.app import app, console, fail, reports_errors
+from archdsl.cli.app import app, console, fail, reports_errors, write_text
 from archdsl.cli.commands import ExprOpt, FileArg, load_spec
 from archdsl.errors import ArchDSLError
 
@@ -78,8 +78,5 @@ def _emit(text: str, out: Optional[Path]) -> None:
     if out is None:
         typer.echo(text, nl=False)
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ArchDSLError(f"cannot write '{out}': {exc.strerror or exc}") from None
+    write_text(out, text)
     console.print(f"wrote {out}", markup=False)

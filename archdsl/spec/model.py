@@ -122,20 +122,16 @@ class Spec(SpecNode):
 
 
 def iter_layers(node: Node):
-    """Yield every LayerNode under ``node`` in execution order, repeats unrolled."""
-    if isinstance(node, LayerNode):
-        yield node
-    elif isinstance(node, SeqNode):
-        for item in node.items:
-            yield from iter_layers(item)
-    elif isinstance(node, RepeatNode):
-        for _ in range(node.count):
-            yield from iter_layers(node.body)
-    elif isinstance(node, ParallelNode):
-        for branch in node.branches:
-            yield from iter_layers(branch)
-    elif isinstance(node, SharedNode):
-        yield from iter_layers(node.body)
+    """Yield every LayerNode under ``node`` in execution order, repeats unrolled, parallel
+    branches in order and shared blocks at each use."""
+    for item in iter_sublayers(node):
+        if isinstance(item, ParallelNode):
+            for branch in item.branches:
+                yield from iter_layers(branch)
+        elif isinstance(item, SharedNode):
+            yield from iter_layers(item.body)
+        else:
+            yield item
 
 
 def iter_sublayers(node: Node):
