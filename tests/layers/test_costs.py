@@ -196,7 +196,7 @@ def test_ssm_chunk_pass_as_a_loop_is_counted():
     multiply by the chunk's decay and an add per state element and chunk, element-wise work. A
     forward starts from zeros and keeps no final state, so it passes n - 2 states on (the first
     chunk's end state is where the second starts; the last chunk's is not needed)."""
-    from archdsl.nn.layers.ssd import MAX_MATRIX_CHUNKS  # a kernel setting: where the loop starts
+    from archdsl.nn.layers.ssd_masked import MAX_MATRIX_CHUNKS  # a kernel setting: where the loop starts
 
     n = MAX_MATRIX_CHUNKS + 10
     T = 2 * n - 1  # chunks of two tokens, the last one padded

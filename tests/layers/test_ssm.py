@@ -12,7 +12,7 @@ from archdsl.errors import GenerationError
 from archdsl.layers.base import InvalidParams
 from archdsl.layers.builtin.ssm import chunk_length, ssd_product_flops
 from archdsl.layers.registry import get_layer
-from archdsl.nn.layers import ssd
+from archdsl.nn.layers import ssd_masked
 from archdsl.nn.layers.ssd import ssd_chunked, ssd_reference
 from archdsl.nn.layers.ssm import SSM, SSMParams
 from archdsl.nn.layers.state import state_nbytes
@@ -74,7 +74,7 @@ def test_chunk_to_chunk_loop_matches_matrix(monkeypatch):
     h0 = torch.randn(1, 4, 8, 6)
     y_ref, s_ref = ssd_reference(x, dt, A, B, C, initial_state=h0)
     y_mat, s_mat = ssd_chunked(x, dt, A, B, C, chunk=4, initial_state=h0)
-    monkeypatch.setattr(ssd, "MAX_MATRIX_CHUNKS", 2)
+    monkeypatch.setattr(ssd_masked, "MAX_MATRIX_CHUNKS", 2)
     y_loop, s_loop = ssd_chunked(x, dt, A, B, C, chunk=4, initial_state=h0)
     for y, s in ((y_mat, s_mat), (y_loop, s_loop)):
         torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
@@ -93,22 +93,31 @@ def test_strong_decay_stays_finite_and_exact():
 
 
 @pytest.mark.parametrize("per_step", [-4.5, -6.0], ids=["factored-near-limit", "per-head-masks"])
-def test_decays_near_and_past_the_factoring_limit(monkeypatch, per_step):
-    """Within a chunk of 32 the decay exp(g_l - g_s) is factored as exp(g_l - mid) exp(mid - g_s)
-    while every |g - mid| <= FACTOR_LIMIT (80): at -4.5 per step the factors reach exp(+-72);
-    at -6.0 (up to 96) the per-head masks are used. Both equal the loop, values and gradients."""
-    T, H = 64, 2
+@pytest.mark.parametrize("T, initial", [(64, False), (128, True)], ids=["training", "prefill"])
+def test_decays_near_and_past_the_factoring_limit(monkeypatch, per_step, T, initial):
+    """Within a chunk of 32 the decay exp(g_l - g_s) is factored through the middle m of the
+    chunk's range, exp(g_l - m) exp(m - g_s), while no chunk decays by more than 2 FACTOR_LIMIT
+    (160) in all: at -4.5 per step (144 a chunk) the factors reach exp(+-72); at -6.0 (192) the
+    per-head masks are used. Both equal the loop (outputs, final state and gradients), from zeros
+    over two chunks and from an initial state over four, where the states passed between chunks
+    must not carry the factors (a state scaled by exp(72) would need a weight of exp(-144))."""
+    H = 2
     x, B, C = torch.randn(1, T, H, 4, requires_grad=True), torch.randn(1, T, 1, 3), torch.randn(1, T, 1, 3)
     dt, A = torch.ones(1, T, H, requires_grad=True), torch.tensor([per_step, -0.5])
+    h0 = torch.randn(1, H, 4, 3, requires_grad=True) if initial else None
     masks = []
-    apply = ssd._IntraChunk.apply
-    monkeypatch.setattr(ssd._IntraChunk, "apply", lambda *a: masks.append(1) or apply(*a))
-    y, _ = ssd_chunked(x, dt, A, B, C, chunk=32)
+    apply = ssd_masked._IntraChunk.apply
+    monkeypatch.setattr(ssd_masked._IntraChunk, "apply", lambda *a: masks.append(1) or apply(*a))
+    y, s = ssd_chunked(x, dt, A, B, C, chunk=32, initial_state=h0)
     assert bool(masks) == (per_step == -6.0)
-    y_ref, _ = ssd_reference(x, dt, A, B, C)
+    y_ref, s_ref = ssd_reference(x, dt, A, B, C, initial_state=h0)
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
-    gy = torch.randn_like(y)
-    for a, b in zip(torch.autograd.grad(y, [x, dt], gy), torch.autograd.grad(y_ref, [x, dt], gy)):
+    torch.testing.assert_close(s, s_ref, rtol=1e-4, atol=1e-5)
+    gy, gs = torch.randn_like(y), torch.randn_like(s)
+    inputs = [x, dt] + ([h0] if initial else [])
+    ours = torch.autograd.grad((y * gy).sum() + (s * gs).sum(), inputs)
+    theirs = torch.autograd.grad((y_ref * gy).sum() + (s_ref * gs).sum(), inputs)
+    for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
@@ -244,7 +253,7 @@ TOL = dict(rtol=1e-5, atol=1e-6)
 @pytest.mark.parametrize("groups, conv, loop", [(1, 4, False), (2, 1, False), (2, 4, True)])
 def test_prefill_then_steps_matches_forward(monkeypatch, groups, conv, loop):
     if loop:  # the chunk-to-chunk pass as a loop, from the prefill's initial state
-        monkeypatch.setattr(ssd, "MAX_MATRIX_CHUNKS", 1)
+        monkeypatch.setattr(ssd_masked, "MAX_MATRIX_CHUNKS", 1)
     layer = make(groups=groups, conv=conv, chunk=8).double()
     x = torch.randn(2, 30, 32, dtype=torch.float64)
     with torch.no_grad():

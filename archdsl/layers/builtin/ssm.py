@@ -96,30 +96,34 @@ def cost(params: SSMParams, model: ModelSettings, ctx: CostContext) -> Cost:
     # projection); the conv's pre-activation and output (2 conv_dim); dt before and after
     # softplus (2H); the gated norm's 1/rms per group (G); skip, gated-norm input, gate,
     # product and norm output (5E). Per token of the n chunks of L (see chunk_length), padded
-    # to Tp = n L, the within-chunk form with factored decays on a CPU (see ssd_chunked; the
-    # per-head form of strong decays and accelerators keeps less): the decays' two factors
-    # (2H), x dt, x dt scaled, its product with the causal C B^T (3E) and that matrix (G L).
-    # Over several chunks, the cumulative log decays (H per padded token) and per token of
-    # the m = n - 1 chunks whose end state is passed on and of the m chunks that read one:
-    # the decays to the chunk end and their exponent, x dt decayed to the end, the read-out's
-    # decay and its product (3H + 2E); per sequence the states read (m H P N) and, with
-    # states to pass from chunk to chunk, the same stacked and the decay matrix
-    # (m H P N + (3H + 1) m^2; past MAX_MATRIX_CHUNKS the loop that replaces it keeps other
-    # tensors, not counted); A and exp(A_log) (2H). B and C (G N each per token) are views of
-    # the conv's output unless copied: with groups over several chunks the einsum of C B^T
-    # copies both (per padded token), those of the end states and read-outs copy the m
-    # chunks they read when there are several, and a padded sequence keeps its padded B and
-    # C where an einsum reads them as views. Counted for one sequence: with several, the
-    # einsums copy B and C over groups even where a single sequence needs no copy.
+    # to Tp = n L, the SSD's factored form on a CPU (see ssd_chunked; the per-head masks of
+    # strong decays and accelerators keep other tensors): the input scale dt exp(m - g), its
+    # exp and the output's exp(g - m) (3H), the scaled input Z and the product with the causal
+    # C B^T before its scaling (2E), and that matrix (G L); a padded sequence also keeps its
+    # padded x and dt (E + H), and its padded B and C, which the products read (as they read
+    # copies of them with several groups). Per sequence, A and exp(A_log) (2H) and, with
+    # m = n - 1 chunks that pass a state on and read one: per chunk the end state, its scale
+    # and the start state's scale (H P N + 2H); the states passed, the start states read and
+    # (with more than one) the stacked states and the decay matrix (2 m H P N, or m H P N +
+    # (3H + 1) m^2 more; past MAX_MATRIX_CHUNKS the loop that replaces them keeps other tensors,
+    # not counted); with groups, copies of Z, B and C for the chunks that pass and read states
+    # (with a single such chunk, Z itself and any padded B and C).
+    # Counted for one sequence: with several, the products copy slices that one reads as views.
     Tp = n * L
-    bc = 2 * Tp * G * N if G > 1 and n > 1 else 0
-    bc += 2 * Tp * G * N if Tp > T and (G == 1 or m == 1) else 0
-    bc += 2 * m * L * G * N if G > 1 and m > 1 else 0
-    per_token = d + proj + 2 * conv_dim + 2 * H + G + 5 * E + (Tp / T) * (2 * H + 3 * E + G * L) + (2 * H + bc) / T
+    ssd = Tp * (3 * H + 2 * E + G * L) + 2 * H
+    if Tp > T:
+        ssd += Tp * (E + H)
+    if Tp > T or G > 1:
+        ssd += 2 * Tp * G * N
     if m:
-        per_token += (Tp * H + m * L * (3 * H + 2 * E) + m * H * P * N) / T
-        if 1 <= m - 1 <= MAX_MATRIX_CHUNKS:
-            per_token += (m * H * P * N + (3 * H + 1) * m**2) / T
+        ssd += m * (3 * H * P * N + 2 * H)
+        if G > 1 and m == 1:  # the products read Z, and the padded B and C, as they are
+            ssd += Tp * E + (2 * Tp * G * N if Tp > T else 0)
+        elif G > 1:
+            ssd += m * L * (E + 2 * G * N)
+        if 2 <= m <= MAX_MATRIX_CHUNKS + 1:
+            ssd += m * H * P * N + (3 * H + 1) * m**2
+    per_token = d + proj + 2 * conv_dim + 2 * H + G + 5 * E + ssd / T
     return Cost(
         params=n_params,
         matmul_flops=float(matmul),
