@@ -54,6 +54,7 @@ COST_DEFAULT = ["tests/layers/test_costs.py", "tests/cost/test_cost.py"]
 # Files shared by several layers map to the tests of every layer that uses them.
 SHARED = {
     "archdsl/nn/layers/ssd.py": ["tests/layers/test_ssm.py"],
+    "archdsl/nn/layers/ssd_masked.py": ["tests/layers/test_ssm.py"],
     "archdsl/nn/layers/selective_scan.py": ["tests/layers/test_mamba.py"],
     "archdsl/nn/layers/rope.py": ["tests/layers/test_attn.py"],
     "archdsl/nn/layers/causal_conv.py": [

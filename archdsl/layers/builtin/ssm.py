@@ -14,7 +14,7 @@ from archdsl.spec.model import ModelSettings
 
 # Above this many chunk states to pass on, the chunk-to-chunk pass runs as a loop: the decay matrix
 # costs (chunks + 1)^2 per head and state element, which would grow quadratically with length.
-# Defined here, beside the cost formula that depends on it; the kernel (nn/layers/ssd.py) imports it.
+# Defined here, beside the cost formula that depends on it; the kernel (nn/layers/ssd_masked.py) imports it.
 MAX_MATRIX_CHUNKS = 256
 
 # Chunks are at least this long before the balance below may shorten them: shorter chunks make
