@@ -57,7 +57,6 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
     G, N = B.shape[-2:]
     log_decay = dt.float() * A.float()  # (b, T, H), <= 0
     L = chunk_length(T, chunk, H, P, G, N)
-    factored = _factors_fit(log_decay, L)
     pad = (-T) % L
     n = (T + pad) // L
     if pad:
@@ -66,6 +65,7 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
         x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))
     g = log_decay.view(b, n, L, H).cumsum(2)  # (b, n, L, H), cumulative within a chunk
     B, C = B.reshape(b, n, L, G, N).to(x.dtype), C.reshape(b, n, L, G, N).to(x.dtype)
+    factored = _factors_fit(g)
     if factored:
         y, final = _ssd_factored(x, dt, g, B, C, initial_state, final_state)
     else:
@@ -75,19 +75,17 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
     return y.reshape(b, n * L, H, P)[:, :T], final
 
 
-def _factors_fit(log_decay: torch.Tensor, L: int) -> bool:
-    """Whether the factored form may run chunks of L: on a CPU, where no chunk decays by more
-    than exp(-2 FACTOR_LIMIT) in all, so that every factor and each chunk's middle stay within
-    float32's normal range; on the meta device, which has no values, always (it is the form the
-    cost counts); on an accelerator never, as reading the decays back would stall its queue on
-    every call. (Strong decays could run the factored form on shorter chunks instead: at d_model
-    256, chunks of 64 ran 25% slower than the masks with chunks of 128.)"""
-    if log_decay.device.type != "cpu":
-        return log_decay.device.type == "meta"
-    T = log_decay.shape[1]
-    level = F.pad(log_decay.detach().cumsum(1), (0, 0, 1, 0))  # (b, T + 1, H): log decay from the start
-    starts = torch.arange(0, T, L)
-    return float((level[:, starts] - level[:, (starts + L).clamp(max=T)]).amax()) <= 2 * FACTOR_LIMIT
+def _factors_fit(g: torch.Tensor) -> bool:
+    """Whether the factored form may run on g (b, n, L, H), the cumulative log decays within each
+    chunk: on a CPU, where no chunk decays by more than exp(-2 FACTOR_LIMIT) in all, so that every
+    factor and each chunk's middle stay within float32's normal range; on the meta device, which
+    has no values, always (it is the form the cost counts); on an accelerator never, as reading
+    the decays back would stall its queue on every call. (Strong decays could run the factored
+    form on shorter chunks instead: at d_model 256, chunks of 64 ran 25% slower than the masks
+    with chunks of 128.)"""
+    if g.device.type != "cpu":
+        return g.device.type == "meta"
+    return float(-g[:, :, -1].detach().amin()) <= 2 * FACTOR_LIMIT
 
 
 def _ssd_factored(x, dt, g, B, C, initial_state, final_state):
