@@ -4,7 +4,8 @@ A layout over the budget is recorded as infeasible (``trial.set_constraint``, on
 per budget limit, positive when over) and never built. A trial that cannot be sampled,
 diverges or does not fit ends as failed with its reason; the study goes on. Every trial
 stores its layout as rolled DSL text, its full cost, its metrics and its status as user
-attributes, so a report (or optuna-dashboard) needs nothing but the study.
+attributes, so a report (or optuna-dashboard) needs nothing but the study. A layout that an
+earlier trial trained to the end is not trained again: its metrics are reused (``same_as``).
 
     >>> objective = SearchObjective(load_recipe("search/quickstart.toml"))   # doctest: +SKIP
     >>> optuna.create_study(directions=objective.directions).optimize(objective, n_trials=2)  # doctest: +SKIP
@@ -180,7 +181,16 @@ class SearchObjective:
         # where the time goes (the benchmark's machinery share); set before training so a
         # trial that is pruned or stopped keeps it too
         trial.set_user_attr("timing", {"sample_s": sampled - started, "cost_s": costed - sampled})
-        if self.trains:
+        earlier = _finished_with(trial, trial.user_attrs["dsl"]) if self.trains else None
+        if earlier is not None:
+            # A sampler may propose a layout again (TPE does, about one trial in six on recall.toml):
+            # the layout's result is the one measured, and training it again would only cost time.
+            trial.set_user_attr("same_as", earlier.number)
+            for key in ("metrics", "train", "steps"):
+                if key in earlier.user_attrs:
+                    trial.set_user_attr(key, earlier.user_attrs[key])
+            metrics = dict(earlier.user_attrs.get("metrics", {}))
+        elif self.trains:
             metrics = self._train(trial, spec, cost_values)
 
         # 5. report
@@ -265,6 +275,14 @@ class SearchObjective:
     def _fail(self, trial: optuna.Trial, reason: str, steps: int | None = None) -> TrialFailed:
         self._end(trial, FAILED, reason, steps)
         return TrialFailed(reason)
+
+
+def _finished_with(trial: optuna.Trial, dsl: str) -> optuna.trial.FrozenTrial | None:
+    """An earlier trial of the study that trained the same layout to the end, if any (a trial
+    that itself reused one points to it, so the first is returned)."""
+    done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    same = [t for t in done if t.user_attrs.get("dsl") == dsl and t.user_attrs.get("status") == FINISHED]
+    return min(same, key=lambda t: t.number, default=None)
 
 
 def _train_summary(result: Any) -> dict[str, Any]:

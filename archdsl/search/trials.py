@@ -68,9 +68,14 @@ def is_done(trial: FrozenTrial) -> bool:
 
 def best_trials(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> list[FrozenTrial]:
     """Feasible finished trials that no other dominates (the best one for one objective),
-    sorted by the first objective, best first."""
+    sorted by the first objective, best first; a trial that reused an earlier trial's result
+    (the same layout, see objective.py) is not listed again."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None and feasible(t)]
+    done = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values is not None and feasible(t) and "same_as" not in t.user_attrs
+    ]
     if not done:
         return []
     signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions]

@@ -46,7 +46,8 @@ def test_every_trial_stores_layout_cost_metrics_and_status(tmp_path, tiny):
         state = archdsl.cost(spec_of(t), seq_len=16, context=1024).state_bytes
         assert t.values == [t.user_attrs["metrics"]["accuracy"], state]
         assert t.user_attrs["cost"]["params"] == archdsl.cost(spec_of(t), seq_len=16).params
-        assert t.user_attrs["steps"] == 12 and set(t.user_attrs["timing"]) == {"sample_s", "cost_s", "train_s"}
+        trained = set() if "same_as" in t.user_attrs else {"train_s"}  # a layout drawn again is not trained again
+        assert t.user_attrs["steps"] == 12 and set(t.user_attrs["timing"]) == {"sample_s", "cost_s"} | trained
     # the baseline ran first, as written
     assert trials[0].user_attrs["baseline"] == "2x(attn heads=2)"
     assert trials[0].user_attrs["dsl"] == print_spec(archdsl.parse("2x(attn heads=2)", d_model=16, vocab=32), roll=True)
@@ -72,9 +73,45 @@ def test_infeasible_layouts_are_recorded_and_never_built(tmp_path, tiny, monkeyp
         kv = archdsl.cost(spec_of(t), seq_len=16, context=1024).kv_bytes
         assert kv > 0 and t.state == TrialState.PRUNED and t.constraints == {"kv@1k<=0": kv}
         assert "metrics" not in t.user_attrs and "kv@1k<=0" in t.user_attrs["reason"]
-    assert [archdsl.cost(s, seq_len=16, context=1024).kv_bytes for s in trained] == [0] * len(feasible)
-    assert sorted(map(str, trained)) == sorted(str(spec_of(t)) for t in feasible)
+    # each feasible layout trained once (a layout drawn again reuses its result), nothing else
+    assert [archdsl.cost(s, seq_len=16, context=1024).kv_bytes for s in trained] == [0] * len(trained)
+    assert sorted(map(str, trained)) == sorted({str(spec_of(t)) for t in feasible})
     assert all(t.constraints == {"kv@1k<=0": 0.0} for t in feasible)
+
+
+def test_a_layout_proposed_again_reuses_its_result(tmp_path, tiny, monkeypatch):
+    """A space of two layouts and five trials: each layout is trained once; a trial that draws
+    one again stores the first trial's metrics and values (and its number), trains nothing, and
+    the report's front lists the layout once."""
+    from archdsl.search.trials import best_trials
+
+    trained = []
+    real_train = archdsl.training.train
+
+    def spy(spec, task, **kwargs):
+        trained.append(str(spec))
+        return real_train(spec, task, **kwargs)
+
+    monkeypatch.setattr("archdsl.training.train", spy)
+    recipe = tiny(
+        space={"text": "2x({attn heads=2, conv})"}, study={"trials": 5, "baselines": None, "sampler": "random"}
+    )
+    study = load(search(recipe, out=tmp_path, display="quiet"))
+    trials = study.get_trials()
+    assert len(trials) == 5 and all(t.user_attrs["status"] == "finished" for t in trials)
+    assert len(trained) == len(set(trained)) == len({t.user_attrs["dsl"] for t in trials})
+    first = {}
+    for t in trials:
+        dsl = t.user_attrs["dsl"]
+        if dsl not in first:
+            first[dsl] = t
+            assert "same_as" not in t.user_attrs and "train_s" in t.user_attrs["timing"]
+            continue
+        earlier = first[dsl]
+        assert t.user_attrs["same_as"] == earlier.number and "train_s" not in t.user_attrs["timing"]
+        assert t.values == earlier.values and t.user_attrs["metrics"] == earlier.user_attrs["metrics"]
+    assert len(first) < 5  # five draws from two layouts: some layout came again
+    assert {t.number for t in best_trials(study)} <= {t.number for t in first.values()}
 
 
 def test_failed_trials_end_with_reason_and_the_study_goes_on(tmp_path, tiny):
@@ -127,7 +164,7 @@ def test_ladder_stops_dominated_trials_by_the_rule_and_saves_steps(tmp_path, tin
     recipe = tiny(
         train={"steps": None, "eval_every": None},
         ladder={"stages": [4, 8, 12], "keep": 0.34, "min_trials": 2},
-        study={"trials": 8},
+        study={"trials": 10},  # TPE draws some layouts again (their results are reused, no stages)
     )
     study = load(search(recipe, out=tmp_path, display="quiet"))
     trials = study.trials
@@ -135,6 +172,9 @@ def test_ladder_stops_dominated_trials_by_the_rule_and_saves_steps(tmp_path, tin
     assert stopped, "the ladder stopped nothing"
     ladder = Ladder([4, 8, 12], keep=0.34, min_trials=2, directions=["maximize", "minimize"])
     for t in trials:
+        if "same_as" in t.user_attrs:  # a layout drawn again reuses its result: no stages of its own
+            assert LADDER_ATTR not in t.user_attrs and trials[t.user_attrs["same_as"]].state == TrialState.COMPLETE
+            continue
         record = t.user_attrs[LADDER_ATTR]
         for stage_text, values in record.items():
             stage = int(stage_text)
