@@ -80,7 +80,8 @@ def machinery(study, wall, workers):
     start, imports, the display, and a worker idling at the end while the other finishes)."""
     trials = study.get_trials(deepcopy=False)
     train = sum(t.user_attrs.get("timing", {}).get("train_s", 0.0) for t in trials)
-    steps = sum(t.user_attrs.get("steps", 0) or 0 for t in trials)
+    # steps trained: a trial that reused an earlier trial's result (same_as) trained none
+    steps = sum(t.user_attrs.get("steps", 0) or 0 for t in trials if "same_as" not in t.user_attrs)
     in_trials = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials if t.datetime_complete)
     return {
         "train_s": round(train, 1),
