@@ -180,11 +180,20 @@ def recall(args):
                 done = [t for t in trials if t.values is not None and all(v <= 0 for v in t.constraints.values())]
                 base = {t.user_attrs["baseline"]: t.values[0] for t in done if t.user_attrs.get("baseline")}
                 hybrids = [t for t in done if not t.user_attrs.get("baseline") and is_hybrid(t.user_attrs["dsl"])]
-                best = max(hybrids, key=lambda t: t.values[0], default=None)
+                best = max(hybrids, key=lambda t: (t.values[0], -t.values[1]), default=None)
+                # hybrids that dominate every baseline: at least its accuracy at no more state, and
+                # better in one (a tie at accuracy 1.0 with less state counts; the budget is the same)
+                bases = [t for t in done if t.user_attrs.get("baseline")]
+                ahead = [h for h in hybrids if all(_dominates(h.values, b.values) for b in bases)]
+                smallest = min(ahead, key=lambda t: t.values[1], default=None)
                 if best is not None:
-                    wins.append({"sampler": sampler, "seed": seed, "baselines": base,
+                    wins.append({"sampler": sampler, "seed": seed, "baselines": {k: v for k, v in base.items()},
+                                 "baseline_state": {t.user_attrs["baseline"]: t.values[1] for t in bases},
                                  "best": (layout_line(best.user_attrs["dsl"]), best.values),
-                                 "beats_all": all(best.values[0] > v for v in base.values())})  # fmt: skip
+                                 "beats_all": all(best.values[0] > v for v in base.values()),
+                                 "dominating_hybrids": len(ahead),
+                                 "smallest_dominating": smallest and (layout_line(smallest.user_attrs["dsl"]),
+                                                                      smallest.values)})  # fmt: skip
                 print(json.dumps({"done": f"{sampler}-{seed}", "wall_s": round(wall), "steps": parts["steps"],
                                   "front": rows[-1]["points"], "win": wins[-1] if wins else None}), flush=True)  # fmt: skip
     _hv_table(rows, "mode", per_hour=False)
@@ -225,6 +234,11 @@ def threads(args):
     print("|---|---|")
     for workers, rates in results.items():
         print(f"| {workers} x {cores // workers} | {sorted(rates)[len(rates) // 2]:.0f} |")
+
+
+def _dominates(a, b) -> bool:
+    """(accuracy, state) a dominates b: accuracy at least b's and state at most b's, one strictly."""
+    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
 
 
 def is_hybrid(dsl: str) -> bool:
