@@ -29,6 +29,7 @@ import optuna
 
 from archdsl.search import load_recipe, search
 from archdsl.search.distributed import counts as counts_toward_target
+from archdsl.search.ladder import dominates
 from archdsl.search.recipe import recipe_from_dict
 from archdsl.search.study import open_storage
 from archdsl.search.trials import best_trials, counts, layout_line
@@ -184,10 +185,10 @@ def recall(args):
                 # hybrids that dominate every baseline: at least its accuracy at no more state, and
                 # better in one (a tie at accuracy 1.0 with less state counts; the budget is the same)
                 bases = [t for t in done if t.user_attrs.get("baseline")]
-                ahead = [h for h in hybrids if all(_dominates(h.values, b.values) for b in bases)]
+                ahead = [h for h in hybrids if all(dominates(minimised(h), minimised(b)) for b in bases)]
                 smallest = min(ahead, key=lambda t: t.values[1], default=None)
                 if best is not None:
-                    wins.append({"sampler": sampler, "seed": seed, "baselines": {k: v for k, v in base.items()},
+                    wins.append({"sampler": sampler, "seed": seed, "baselines": base,
                                  "baseline_state": {t.user_attrs["baseline"]: t.values[1] for t in bases},
                                  "best": (layout_line(best.user_attrs["dsl"]), best.values),
                                  "beats_all": all(best.values[0] > v for v in base.values()),
@@ -236,9 +237,9 @@ def threads(args):
         print(f"| {workers} x {cores // workers} | {sorted(rates)[len(rates) // 2]:.0f} |")
 
 
-def _dominates(a, b) -> bool:
-    """(accuracy, state) a dominates b: accuracy at least b's and state at most b's, one strictly."""
-    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+def minimised(trial) -> tuple[float, float]:
+    """A recall trial's (accuracy, state) as (-accuracy, state), both to minimise."""
+    return (-trial.values[0], trial.values[1])
 
 
 def is_hybrid(dsl: str) -> bool:

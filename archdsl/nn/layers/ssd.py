@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from archdsl.layers.builtin.ssm import chunk_length  # with the cost formula that depends on it
-from archdsl.nn.layers.ssd_masked import _pass_states, ssd_masked
+from archdsl.nn.layers.ssd_masked import pass_end_states, ssd_masked
 
 # Within a chunk, decays are factored through its middle m when every |g - m| is at most this:
 # exp(80) = 5.5e34 and exp(-80) = 1.8e-35 are normal float32 numbers, and a sum of products
@@ -65,8 +65,7 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
         x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))
     g = log_decay.view(b, n, L, H).cumsum(2)  # (b, n, L, H), cumulative within a chunk
     B, C = B.reshape(b, n, L, G, N).to(x.dtype), C.reshape(b, n, L, G, N).to(x.dtype)
-    factored = _factors_fit(g)
-    if factored:
+    if _factors_fit(g):
         y, final = _ssd_factored(x, dt, g, B, C, initial_state, final_state)
     else:
         xdt = (x.float() * dt[..., None].float()).to(x.dtype).reshape(b, n, L, H, P)
@@ -132,10 +131,7 @@ def _ssd_factored(x, dt, g, B, C, initial_state, final_state):
         last = g[:, :, -1]  # (b, n, H): each chunk's total log decay
         states = states.view(b, ends, H, P * N) * torch.exp(last[:, :ends] - mid[:, :ends, 0])[..., None]
         # 3. the states entering chunks first .. n-1, and the final state (float32)
-        if initial_state is None:  # the first chunk's end state is the state entering the second
-            passed = _pass_states(states[:, 1:], last[:, 1:ends], states[:, 0])
-        else:
-            passed = _pass_states(states, last[:, :ends], initial_state.float().reshape(b, H, P * N))
+        passed = pass_end_states(states, last[:, :ends], initial_state)
         if final_state:
             final = passed[:, -1].view(b, H, P, N)
         m = n - first

@@ -110,6 +110,17 @@ def _pass_states(chunk_states: torch.Tensor, chunk_decay: torch.Tensor, initial:
     return torch.stack(states, 1)
 
 
+def pass_end_states(states: torch.Tensor, last: torch.Tensor, initial_state: torch.Tensor | None) -> torch.Tensor:
+    """:func:`_pass_states` from the chunks' end states: states (b, ends, H, Q) and their chunks'
+    total log decays ``last`` (b, ends, H), from ``initial_state`` (b, H, P, N) or, without one,
+    from zeros, where the first chunk's end state is the state entering the second (so the
+    entries are the states entering chunks 1 .. ends, not 0 .. ends). Both forms of the SSD use it."""
+    if initial_state is None:
+        return _pass_states(states[:, 1:], last[:, 1:], states[:, 0])
+    b, _, H, Q = states.shape
+    return _pass_states(states, last, initial_state.float().reshape(b, H, Q))
+
+
 def ssd_masked(xdt, g, B, C, *, initial_state=None, final_state: bool = True):
     """The chunked SSD with the decay masks formed per head.
 
@@ -139,10 +150,7 @@ def ssd_masked(xdt, g, B, C, *, initial_state=None, final_state: bool = True):
 
         # 3. states entering chunks first .. n-1, and the final state (float32)
         states = states.float().view(b, ends, G, N, hg, P).permute(0, 1, 2, 4, 5, 3).reshape(b, ends, H, P * N)
-        if initial_state is None:  # the first chunk's end state is the state entering the second
-            passed = _pass_states(states[:, 1:], g[:, 1:ends, :, -1], states[:, 0])
-        else:
-            passed = _pass_states(states, g[:, :ends, :, -1], initial_state.float().reshape(b, H, P * N))
+        passed = pass_end_states(states, g[:, :ends, :, -1], initial_state)
         if final_state:
             final = passed[:, -1].view(b, H, P, N)
         m = n - first
