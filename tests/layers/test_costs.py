@@ -36,6 +36,13 @@ def _conv_taps(layer) -> int:
     return 2 * layer.conv1d.weight.numel()
 
 
+def _conv_padding(layer) -> int:
+    """What the counter counts of the fused conv + SiLU beyond the conv's cost: it is a ``conv2d``
+    over the sequence padded by K - 1 zeros on both sides, whose last K - 1 outputs are dropped
+    (negative: subtracted from the count)."""
+    return -_conv_taps(layer) * (layer.conv1d.weight.shape[-1] - 1)
+
+
 def _doubling(length: int) -> int:
     """Element updates of a Hillis-Steele scan over ``length`` positions: sum of length - s over
     the steps s = 1, 2, 4, ... < length."""
@@ -79,14 +86,14 @@ STEP = {"ssm": _step_ssm, "mamba": _step_mamba, "gdn": _step_gdn, "rglru": _step
 
 
 def _forward_ssm(layer, T):
-    return _conv_taps(layer) * T  # the fused conv + SiLU is shifted multiply-adds; the SSD is products
+    return _conv_padding(layer)  # the SSD is products
 
 
 def _forward_gdn(layer, T):
-    # the fused conv + SiLU is shifted multiply-adds; per chunk and head the triangular solve for
-    # (I + A)^-1 against the identity: C columns of C (C - 1) / 2 multiply-adds (unit diagonal)
+    # per chunk and head the triangular solve for (I + A)^-1 against the identity: C columns of
+    # C (C - 1) / 2 multiply-adds (unit diagonal)
     C = min(layer.p.chunk, T)
-    return _conv_taps(layer) * T + layer.heads * math.ceil(T / C) * C * C * (C - 1)
+    return _conv_padding(layer) + layer.heads * math.ceil(T / C) * C * C * (C - 1)
 
 
 def _forward_rglru(layer, T):
@@ -100,13 +107,13 @@ def _forward_mamba(layer, T):
     """The blocked sequential scan (selective_scan.py) over T padded to whole sub-chunks: per
     state element and padded token the decay's product, floor and exp2 (3), the input (dt x) B
     (1) and the update, a multiply-add (2); the read-out against C is a bmm the counter sees.
-    Per channel and real token: dt x (1) and the conv's taps."""
+    Per channel and real token: dt x (1)."""
     from archdsl.nn.layers.selective_scan import SUB  # the scan's sub-chunk length, a kernel setting
 
     E, N = layer.A_log.shape
     sub = min(SUB, layer.p.chunk, T)
     Tp = math.ceil(T / sub) * sub
-    return _conv_taps(layer) * T + E * T + 6 * E * N * Tp
+    return _conv_padding(layer) + E * T + 6 * E * N * Tp
 
 
 FORWARD = {"ssm": _forward_ssm, "gdn": _forward_gdn, "rglru": _forward_rglru, "mamba": _forward_mamba}

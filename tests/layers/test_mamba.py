@@ -138,10 +138,12 @@ def test_flops_match_flop_counter(T):
     cost = get_layer("mamba").cost(layer.p, MODEL, CostContext(seq_len=T))
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, T, 32))
-    # the counter sees the four Linear layers and the scan's read-out h C (2 E N per token of the
-    # sequence padded to whole sub-chunks of 16)
-    E, N, padded = layer.inner, layer.p.state, -(-T // 16) * 16
-    assert counter.get_total_flops() == T * cost.matmul_flops + 2 * padded * E * N
+    # the counter sees the four Linear layers, the scan's read-out h C (2 E N per token of the
+    # sequence padded to whole sub-chunks of 16) and the conv, a conv2d over the sequence padded
+    # by K - 1 zeros on both sides (2 E K per output, T + K - 1 outputs)
+    E, N, padded, K = layer.inner, layer.p.state, -(-T // 16) * 16, layer.p.conv
+    conv = 2 * E * K * (T + K - 1)
+    assert counter.get_total_flops() == T * cost.matmul_flops + 2 * padded * E * N + conv
     assert cost.scan_flops > 9 * E * N  # at least a sequential scan's work
 
 

@@ -37,6 +37,13 @@ def test_registered():
     assert get_layer("ssm").load() is SSM
 
 
+def conv_flops(layer, T):
+    """What the counter sees of the fused conv + SiLU: a depthwise conv2d, 2 FLOPs per tap and
+    channel, over the sequence padded by K - 1 zeros on both sides (T + K - 1 outputs, T kept)."""
+    K = layer.conv1d.weight.shape[-1]
+    return 2 * layer.conv1d.weight.numel() * (T + K - 1)
+
+
 @pytest.mark.parametrize(
     "T, groups, chunk", [(1, 1, 16), (2, 2, 16), (5, 1, 16), (16, 1, 16), (37, 2, 16), (50, 4, 8), (64, 1, 16)]
 )
@@ -64,7 +71,7 @@ def test_long_chunks_are_shortened_where_within_chunk_work_dominates():
     cost = get_layer("ssm").cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=150))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, 150, 32))
-    assert counter.get_total_flops() == 150 * cost.matmul_flops + ssd_product_flops(layer.p, 32, 150)
+    assert counter.get_total_flops() == 150 * cost.matmul_flops + ssd_product_flops(layer.p, 32, 150) + conv_flops(layer, 150)
 
 
 def test_chunk_to_chunk_loop_matches_matrix(monkeypatch):
@@ -92,24 +99,29 @@ def test_strong_decay_stays_finite_and_exact():
     assert torch.isfinite(g).all()
 
 
-@pytest.mark.parametrize("per_step", [-4.5, -6.0], ids=["factored-near-limit", "per-head-masks"])
+@pytest.mark.parametrize(
+    "rates, masked",
+    [((-4.5, -0.5), 0), ((-6.0, -0.5), 1), ((-6.0, -7.0), 2)],
+    ids=["factored-near-limit", "one-head-masked", "all-heads-masked"],
+)
 @pytest.mark.parametrize("T, initial", [(64, False), (128, True)], ids=["training", "prefill"])
-def test_decays_near_and_past_the_factoring_limit(monkeypatch, per_step, T, initial):
+def test_decays_near_and_past_the_factoring_limit(monkeypatch, rates, masked, T, initial):
     """Within a chunk of 32 the decay exp(g_l - g_s) is factored through the middle m of the
-    chunk's range, exp(g_l - m) exp(m - g_s), while no chunk decays by more than 2 FACTOR_LIMIT
-    (160) in all: at -4.5 per step (144 a chunk) the factors reach exp(+-72); at -6.0 (192) the
-    per-head masks are used. Both equal the loop (outputs, final state and gradients), from zeros
-    over two chunks and from an initial state over four, where the states passed between chunks
-    must not carry the factors (a state scaled by exp(72) would need a weight of exp(-144))."""
+    chunk's range, exp(g_l - m) exp(m - g_s), for the heads none of whose chunks decays by more
+    than 2 FACTOR_LIMIT (160) in all: at -4.5 per step (144 a chunk) the factors reach exp(+-72);
+    a head at -6.0 or -7.0 (192, 224) gets per-head masks, beside factored heads or alone. All
+    equal the loop (outputs, final state and gradients), from zeros over two chunks and from an
+    initial state over four, where the states passed between chunks must not carry the factors
+    (a state scaled by exp(72) would need a weight of exp(-144))."""
     H = 2
     x, B, C = torch.randn(1, T, H, 4, requires_grad=True), torch.randn(1, T, 1, 3), torch.randn(1, T, 1, 3)
-    dt, A = torch.ones(1, T, H, requires_grad=True), torch.tensor([per_step, -0.5])
+    dt, A = torch.ones(1, T, H, requires_grad=True), torch.tensor(rates)
     h0 = torch.randn(1, H, 4, 3, requires_grad=True) if initial else None
     masks = []
     apply = ssd_masked._IntraChunk.apply
-    monkeypatch.setattr(ssd_masked._IntraChunk, "apply", lambda *a: masks.append(1) or apply(*a))
+    monkeypatch.setattr(ssd_masked._IntraChunk, "apply", lambda *a: masks.append(a[2].shape[2]) or apply(*a))
     y, s = ssd_chunked(x, dt, A, B, C, chunk=32, initial_state=h0)
-    assert bool(masks) == (per_step == -6.0)
+    assert sum(masks) == masked  # heads given masks
     y_ref, s_ref = ssd_reference(x, dt, A, B, C, initial_state=h0)
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(s, s_ref, rtol=1e-4, atol=1e-5)
@@ -203,8 +215,8 @@ def test_flops_match_flop_counter(T, chunk):
     cost = get_layer("ssm").cost(layer.p, model, CostContext(seq_len=T))
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, T, 32))
-    # the counter sees the Linear layers and the SSD's products; the conv is elementwise
-    assert counter.get_total_flops() == T * cost.matmul_flops + ssd_product_flops(layer.p, 32, T)
+    # the counter sees the Linear layers, the SSD's products and the conv
+    assert counter.get_total_flops() == T * cost.matmul_flops + ssd_product_flops(layer.p, 32, T) + conv_flops(layer, T)
     assert cost.scan_flops == pytest.approx(ssd_product_flops(layer.p, 32, T) / T + 2 * 4 * layer.conv_dim)
 
 

@@ -39,25 +39,37 @@ def conv_step(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     return out, window[..., 1:]
 
 
+def _depthwise_nhwc(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None, drop_front: bool) -> torch.Tensor:
+    """A depthwise cross-correlation of x (B, T, C) with ``taps`` (C, K) over the sequence padded
+    by K - 1 zeros on both sides, keeping the first T outputs (the causal conv) or, with
+    ``drop_front``, the last T (the same taps reversed in time: the causal conv's transpose).
+
+    The sequence is handed to ``conv2d`` as a (B, C, 1, T) image in channels-last memory, which is
+    x's own (B, T, C) layout: oneDNN's depthwise kernel for that layout reads each input once for
+    all taps, where shifted multiply-adds make one pass per tap (3x the time at d_model 256)."""
+    T, K = x.shape[1], taps.shape[-1]
+    image = x.transpose(1, 2).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # a copy only if x is strided
+    out = F.conv2d(image, taps[:, None, None, :], bias, padding=(0, K - 1), groups=x.shape[2])
+    out = out[..., K - 1 :] if drop_front else out[..., :T]
+    return out.squeeze(2).transpose(1, 2)  # (B, T, C), channels-last again
+
+
 class _CausalConvSiLU(torch.autograd.Function):
     """``silu(bias + sum_k w[:, k] * x[t - K + 1 + k])``: a causal depthwise conv in (B, T, C) layout.
 
-    Shifted multiply-adds rather than ``F.conv1d``: the sequence stays channels-last (no
-    transposes, whose strided layout made SiLU's backward several times slower), and CPU
-    depthwise conv backward was both slow and erratic on shared cores. Each tap k reads x shifted
-    by K - 1 - k tokens, so no zero-padded copy is made: x itself (often a slice of a projection,
+    The sequence stays channels-last throughout (no transposes: their strided layout made SiLU's
+    backward several times slower, and ``F.conv1d``'s backward on a CPU was slow and erratic on
+    shared cores). Forward and the input's gradient are channels-last depthwise ``conv2d`` calls
+    (see :func:`_depthwise_nhwc`): the gradient of a causal conv is the conv of the output's
+    gradient with the taps reversed, reading forward in time. x (often a slice of a projection,
     which autograd keeps anyway) and the pre-activation are saved. The weight's gradient is a
-    product into one buffer and a sum per tap (``linalg.vecdot`` was twice as slow).
+    product into one buffer and a sum per tap (``linalg.vecdot`` was twice as slow, and
+    ``conv2d``'s own weight gradient slower still).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        T, K = x.shape[1], weight.shape[-1]
-        pre = torch.mul(x, weight[:, K - 1]) if bias is None else torch.addcmul(bias, x, weight[:, K - 1])
-        for k in range(K - 1):
-            shift = K - 1 - k  # output t reads x[t - shift] through w[:, k]; none before the first token
-            if shift < T:
-                pre[:, shift:].addcmul_(x[:, : T - shift], weight[:, k])
+        pre = _depthwise_nhwc(x, weight, bias, drop_front=False)
         ctx.save_for_backward(x, weight, pre)
         ctx.has_bias = bias is not None
         return F.silu(pre)
@@ -67,17 +79,18 @@ class _CausalConvSiLU(torch.autograd.Function):
         x, weight, pre = ctx.saved_tensors
         T, K = pre.shape[1], weight.shape[-1]
         dpre = torch.ops.aten.silu_backward(dy.contiguous(), pre)
-        dx = dpre * weight[:, K - 1]
-        dw = weight.new_zeros(K, weight.shape[0])
+        dx = _depthwise_nhwc(dpre, weight.flip(-1), None, drop_front=True)
+        dw = weight.new_empty(K, weight.shape[0])
         scratch = torch.mul(dpre, x)
         dw[K - 1] = scratch.sum((0, 1))
         for k in range(K - 1):
             shift = K - 1 - k  # x[t] reaches the output t + shift through w[:, k]
             if shift < T:
-                dx[:, : T - shift].addcmul_(dpre[:, shift:], weight[:, k])
                 # a contiguous stretch of the buffer: sums over a sliced (strided) one are 3x slower
                 part = scratch.view(-1)[: dpre[:, shift:].numel()].view_as(dpre[:, shift:])
                 dw[k] = torch.mul(dpre[:, shift:], x[:, : T - shift], out=part).sum((0, 1))
+            else:
+                dw[k] = 0
         return dx, dw.t(), dpre.sum((0, 1)) if ctx.has_bias else None
 
 

@@ -17,12 +17,13 @@ sum of ``dt * A`` from each chunk's start:
    lower-triangular decay matrix times the stacked states (no Python loop over chunks);
 4. each chunk's reading of the state it starts from, ``(C S) * exp(g)``.
 
-Two forms compute it. On a CPU, while no chunk decays by more than exp(-2 FACTOR_LIMIT), every
-decay factors through the middle m of its chunk's range, ``exp(g_l - g_s) = exp(g_l - m) exp(m -
-g_s)`` (:func:`_ssd_factored`): all heads of a group share one causal ``C B^T`` and one product,
-and the tokens' channels are scaled twice in all, where the steps above scale them five times. Otherwise
-(strong decays, where a factor would leave float32's range, or an accelerator, which would stall
-to read the range back) the masks are formed per head (:mod:`archdsl.nn.layers.ssd_masked`).
+Two forms compute it. On a CPU, for a head none of whose chunks decays by more than exp(-2
+FACTOR_LIMIT), every decay factors through the middle m of its chunk's range, ``exp(g_l - g_s) =
+exp(g_l - m) exp(m - g_s)`` (:func:`_ssd_factored`): all heads of a group share one causal ``C B^T``
+and one product, and the tokens' channels are scaled twice in all, where the steps above scale them
+five times. Otherwise (strong decays, where a factor would leave float32's range, or an
+accelerator, which would stall to read the range back) the masks are formed per head
+(:mod:`archdsl.nn.layers.ssd_masked`); with one group, only for the heads that need them.
 The big products are batched matmuls in x's dtype (bf16 on GPU); decays, cumulative sums and
 the states passed between chunks are float32.
 """
@@ -65,26 +66,63 @@ def ssd_chunked(x, dt, A, B, C, *, chunk: int = 256, initial_state=None, final_s
         x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))
     g = log_decay.view(b, n, L, H).cumsum(2)  # (b, n, L, H), cumulative within a chunk
     B, C = B.reshape(b, n, L, G, N).to(x.dtype), C.reshape(b, n, L, G, N).to(x.dtype)
-    if _factors_fit(g):
+    fits = _factors_fit(g)
+    if fits.all():
         y, final = _ssd_factored(x, dt, g, B, C, initial_state, final_state)
+    elif G == 1 and fits.any():
+        y, final = _ssd_split(x, dt, g, B, C, initial_state, final_state, fits)
     else:
-        xdt = (x.float() * dt[..., None].float()).to(x.dtype).reshape(b, n, L, H, P)
-        g = g.transpose(2, 3).contiguous()  # (b, n, H, L)
-        y, final = ssd_masked(xdt, g, B, C, initial_state=initial_state, final_state=final_state)
+        y, final = _ssd_masked(x, dt, g, B, C, initial_state, final_state)
     return y.reshape(b, n * L, H, P)[:, :T], final
 
 
-def _factors_fit(g: torch.Tensor) -> bool:
-    """Whether the factored form may run on g (b, n, L, H), the cumulative log decays within each
-    chunk: on a CPU, where no chunk decays by more than exp(-2 FACTOR_LIMIT) in all, so that every
-    factor and each chunk's middle stay within float32's normal range; on the meta device, which
-    has no values, always (it is the form the cost counts); on an accelerator never, as reading
-    the decays back would stall its queue on every call. (Strong decays could run the factored
-    form on shorter chunks instead: at d_model 256, chunks of 64 ran 25% slower than the masks
-    with chunks of 128.)"""
+def _factors_fit(g: torch.Tensor) -> torch.Tensor:
+    """Which heads the factored form may run, from g (b, n, L, H), the cumulative log decays within
+    each chunk: a bool per head. On a CPU, the heads none of whose chunks decays by more than
+    exp(-2 FACTOR_LIMIT) in all, so that every factor and each chunk's middle stay within float32's
+    normal range; on the meta device, which has no values, all (the form the cost counts); on an
+    accelerator none, as reading the decays back would stall its queue on every call. (Strong
+    decays could run the factored form on shorter chunks instead: at d_model 256, chunks of 64 ran
+    25% slower than the masks with chunks of 128.)"""
+    H = g.shape[-1]
     if g.device.type != "cpu":
-        return g.device.type == "meta"
-    return float(-g[:, :, -1].detach().amin()) <= 2 * FACTOR_LIMIT
+        return torch.full((H,), g.device.type == "meta", device="cpu")  # also under a meta default device
+    return (-g[:, :, -1].detach()).amax((0, 1)) <= 2 * FACTOR_LIMIT
+
+
+def _ssd_masked(x, dt, g, B, C, initial_state, final_state):
+    """:func:`ssd_masked` on the arguments of :func:`_ssd_factored`."""
+    b, n, L, H = g.shape
+    xdt = (x.float() * dt[..., None].float()).to(x.dtype).view(b, n, L, H, -1)
+    return ssd_masked(xdt, g.transpose(2, 3).contiguous(), B, C, initial_state=initial_state, final_state=final_state)
+
+
+def _ssd_split(x, dt, g, B, C, initial_state, final_state, fits):
+    """One group of heads of which only some decay too strongly to factor (``fits`` per head):
+    the factored form on the heads that fit and the per-head masks on the others, so that a layer
+    with one fast-decaying head (Mamba-2 gives head h the decay rate A = -h at initialisation)
+    does not form masks for all. Arguments as :func:`_ssd_factored`, B and C with one group."""
+    factored, masked = fits.nonzero()[:, 0], (~fits).nonzero()[:, 0]
+    back = torch.cat([factored, masked]).argsort()  # from [factored | masked] to the heads' order
+
+    def heads(t, which, dim):
+        return None if t is None else t.index_select(dim, which)
+
+    parts = [
+        form(
+            heads(x, which, 2),
+            heads(dt, which, 2),
+            heads(g, which, 3),
+            B,
+            C,
+            heads(initial_state, which, 1),
+            final_state,
+        )
+        for form, which in ((_ssd_factored, factored), (_ssd_masked, masked))
+    ]
+    y = torch.cat([part[0] for part in parts], 3).index_select(3, back)  # (b, n, L, H, P)
+    final = torch.cat([part[1] for part in parts], 1).index_select(1, back) if final_state else None
+    return y, final
 
 
 def _ssd_factored(x, dt, g, B, C, initial_state, final_state):
