@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from archdsl.errors import GenerationError
+from archdsl.nn.linear import Linear
 from archdsl.nn.norm import RMSNorm
 
 
@@ -27,7 +28,7 @@ class ArchModel(nn.Module):
         self.embed = nn.Embedding(settings.vocab, settings.d_model)
         self.layers = nn.ModuleList(sublayers)
         self.norm = RMSNorm(settings.d_model, settings.norm_eps)
-        self.lm_head = nn.Linear(settings.d_model, settings.vocab, bias=False)
+        self.lm_head = Linear(settings.d_model, settings.vocab, bias=False)
         # Llama's initialiser for the two vocabulary matrices; layers initialise themselves.
         nn.init.normal_(self.embed.weight, std=0.02)
         if settings.tie_embeddings:

@@ -27,6 +27,7 @@ from archdsl.errors import GenerationError
 from archdsl.layers.builtin.attn import AttnParams
 from archdsl.nn.layers.rope import Rotary, apply_rope
 from archdsl.nn.layers.state import check_batch
+from archdsl.nn.linear import Linear
 from archdsl.nn.norm import RMSNorm
 from archdsl.spec.model import ModelSettings
 
@@ -54,10 +55,10 @@ class Attention(nn.Module):
         self.params = p
         self.heads, self.kv_heads, self.head_dim, self.window = p.heads, p.kv_heads, p.head_dim, p.window
         d = model.d_model
-        self.q_proj = nn.Linear(d, p.heads * p.head_dim, bias=False)
-        self.k_proj = nn.Linear(d, p.kv_heads * p.head_dim, bias=False)
-        self.v_proj = nn.Linear(d, p.kv_heads * p.head_dim, bias=False)
-        self.o_proj = nn.Linear(p.heads * p.head_dim, d, bias=False)
+        self.q_proj = Linear(d, p.heads * p.head_dim, bias=False)
+        self.k_proj = Linear(d, p.kv_heads * p.head_dim, bias=False)
+        self.v_proj = Linear(d, p.kv_heads * p.head_dim, bias=False)
+        self.o_proj = Linear(p.heads * p.head_dim, d, bias=False)
         if p.qk_norm:
             self.q_norm = RMSNorm(p.head_dim, eps=model.norm_eps)
             self.k_norm = RMSNorm(p.head_dim, eps=model.norm_eps)

@@ -21,6 +21,7 @@ from torch import nn
 from archdsl.layers.builtin.conv import ConvParams
 from archdsl.nn.layers.causal_conv import causal_conv, conv_from, conv_step
 from archdsl.nn.layers.state import check_batch
+from archdsl.nn.linear import Linear
 from archdsl.spec.model import ModelSettings
 
 
@@ -36,10 +37,10 @@ class ShortConv(nn.Module):
         super().__init__()
         self.params = params.resolve(model)
         d, self.kernel = model.d_model, self.params.kernel
-        self.in_proj = nn.Linear(d, 3 * d, bias=False)
+        self.in_proj = Linear(d, 3 * d, bias=False)
         # Padding is applied on the left only in forward, so the layer's own padding stays 0.
         self.conv = nn.Conv1d(d, d, kernel_size=self.kernel, groups=d, bias=False)
-        self.out_proj = nn.Linear(d, d, bias=False)
+        self.out_proj = Linear(d, d, bias=False)
 
     def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
         b, c, h = self.in_proj(x).chunk(3, dim=-1)  # (B, T, D) each

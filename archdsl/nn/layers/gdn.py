@@ -29,6 +29,7 @@ from archdsl.nn.layers.causal_conv import causal_conv_silu, conv_from, conv_step
 from archdsl.nn.layers.gate import silu_gate
 from archdsl.nn.layers.init import dt_bias_init
 from archdsl.nn.layers.state import check_batch
+from archdsl.nn.linear import Linear
 from archdsl.nn.norm import RMSNorm
 from archdsl.spec.model import ModelSettings
 
@@ -161,7 +162,7 @@ class GatedDeltaNet(nn.Module):
         H, K, V, D = p.heads, p.head_dim, p.v_head_dim, model.d_model
         self.heads, self.k_dim, self.v_dim = H, K, V
         self.conv_dim = 2 * H * K + H * V
-        self.in_proj = nn.Linear(D, self.conv_dim + H * V + 2 * H, bias=False)  # q k v | z | b a
+        self.in_proj = Linear(D, self.conv_dim + H * V + 2 * H, bias=False)  # q k v | z | b a
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, p.conv, groups=self.conv_dim, bias=False)
         # decay as in Mamba-2 / fla: A in [1, 16], dt in [1e-3, 1e-1] log-uniformly, dt_bias = softplus^-1(dt)
         self.A_log = nn.Parameter(torch.empty(H).uniform_(1.0, 16.0).log())
@@ -169,7 +170,7 @@ class GatedDeltaNet(nn.Module):
         # norm then gate, per head (fla's FusedRMSNormGated, Qwen3NextRMSNormGated); archdsl's
         # GatedRMSNorm gates before normalising (Mamba-2), which is not this model
         self.norm = RMSNorm(V, eps=model.norm_eps)
-        self.out_proj = nn.Linear(H * V, D, bias=False)
+        self.out_proj = Linear(H * V, D, bias=False)
 
     def _split(self, proj: torch.Tensor):
         H, V = self.heads, self.v_dim

@@ -25,6 +25,7 @@ from archdsl.nn.layers.gate import silu_gate
 from archdsl.nn.layers.init import dt_bias_init
 from archdsl.nn.layers.selective_scan import selective_scan_chunked, selective_scan_reference
 from archdsl.nn.layers.state import check_batch
+from archdsl.nn.linear import Linear
 from archdsl.spec.model import ModelSettings
 
 
@@ -41,15 +42,15 @@ class Mamba(nn.Module):
         self.p = p
         D, N, R = model.d_model, p.state, p.dt_rank
         E = self.inner = p.expand * D
-        self.in_proj = nn.Linear(D, 2 * E, bias=False)  # x | z
+        self.in_proj = Linear(D, 2 * E, bias=False)  # x | z
         self.conv1d = nn.Conv1d(E, E, p.conv, groups=E, padding=p.conv - 1)
-        self.x_proj = nn.Linear(E, R + 2 * N, bias=False)  # dt (low rank) | B | C
-        self.dt_proj = nn.Linear(R, E, bias=True)
+        self.x_proj = Linear(E, R + 2 * N, bias=False)  # dt (low rank) | B | C
+        self.dt_proj = Linear(R, E, bias=True)
         # HF's init_mamba_weights: A = 1 .. N per channel (S4D-real), D = 1, dt_proj weight
         # uniform in +-R^-0.5, its bias softplus^-1 of dt log-uniform in [1e-3, 1e-1] (floor 1e-4)
         self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))
         self.D = nn.Parameter(torch.ones(E))
-        self.out_proj = nn.Linear(E, D, bias=False)
+        self.out_proj = Linear(E, D, bias=False)
         with torch.no_grad():
             self.dt_proj.weight.uniform_(-(R**-0.5), R**-0.5)
             self.dt_proj.bias.copy_(dt_bias_init(E))

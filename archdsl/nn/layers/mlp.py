@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archdsl.layers.builtin.mlp import MLPParams
+from archdsl.nn.linear import Linear
 from archdsl.spec.model import ModelSettings
 
 
@@ -23,9 +24,9 @@ class MLP(nn.Module):
         super().__init__()
         self.params = params.resolve(model)
         d, h = model.d_model, self.params.hidden
-        self.gate_proj = nn.Linear(d, h, bias=False)
-        self.up_proj = nn.Linear(d, h, bias=False)
-        self.down_proj = nn.Linear(h, d, bias=False)
+        self.gate_proj = Linear(d, h, bias=False)
+        self.up_proj = Linear(d, h, bias=False)
+        self.down_proj = Linear(h, d, bias=False)
 
     def forward(self, x: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
         # Every token is independent, so the fast path is already the plain computation; the

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archdsl.layers.builtin.moe import MoEParams
+from archdsl.nn.linear import Linear
 from archdsl.spec.model import ModelSettings
 
 
@@ -52,7 +53,7 @@ class MoE(nn.Module):
         super().__init__()
         self.params = params.resolve(model)
         self.n_experts, self.top_k = self.params.experts, self.params.top_k
-        self.gate = nn.Linear(model.d_model, self.n_experts, bias=False)  # the router
+        self.gate = Linear(model.d_model, self.n_experts, bias=False)  # the router
         self.experts = Experts(self.n_experts, model.d_model, self.params.hidden)
         self.aux_loss: torch.Tensor | None = None  # set by every forward
 

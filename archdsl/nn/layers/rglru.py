@@ -31,6 +31,7 @@ from torch import nn
 from archdsl.layers.builtin.rglru import RGLRUParams
 from archdsl.nn.layers.causal_conv import causal_conv, conv_from, conv_step
 from archdsl.nn.layers.state import check_batch
+from archdsl.nn.linear import Linear
 from archdsl.spec.model import ModelSettings
 
 _MAX_SQRT_GRADIENT = 1000.0  # Griffin's bound on d sqrt(x) / dx, against NaNs when a_t -> 1
@@ -100,9 +101,9 @@ class RGLRU(nn.Module):
         p = params.resolve(model)
         self.p = p
         D, W, H = model.d_model, p.width, p.heads
-        self.linear_y = nn.Linear(D, W)
-        self.linear_x = nn.Linear(D, W)
-        self.linear_out = nn.Linear(W, D)
+        self.linear_y = Linear(D, W)
+        self.linear_x = Linear(D, W)
+        self.linear_out = Linear(W, D)
         self.conv1d = nn.Conv1d(W, W, p.conv, groups=W)
         bw = W // H
         std = 1.0 / math.sqrt(bw)

@@ -22,6 +22,7 @@ from archdsl.nn.layers.causal_conv import causal_conv_silu, causal_conv_silu_fro
 from archdsl.nn.layers.init import dt_bias_init
 from archdsl.nn.layers.ssd import ssd_chunked, ssd_reference
 from archdsl.nn.layers.state import check_batch
+from archdsl.nn.linear import Linear
 from archdsl.nn.norm import GatedRMSNorm
 from archdsl.spec.model import ModelSettings
 
@@ -41,7 +42,7 @@ class SSM(nn.Module):
         self.inner = p.expand * D
         self.heads = self.inner // p.head_dim
         self.conv_dim = self.inner + 2 * p.groups * p.state
-        self.in_proj = nn.Linear(D, self.inner + self.conv_dim + self.heads, bias=False)  # z | x B C | dt
+        self.in_proj = Linear(D, self.inner + self.conv_dim + self.heads, bias=False)  # z | x B C | dt
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, p.conv, groups=self.conv_dim, padding=p.conv - 1)
         H = self.heads
         # HF's init_mamba2_weights: dt log-uniform in [1e-3, 1e-1] (floor 1e-4) stored as
@@ -50,7 +51,7 @@ class SSM(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, H + 1, dtype=torch.float32)))
         self.D = nn.Parameter(torch.ones(H))
         self.norm = GatedRMSNorm(self.inner, eps=model.norm_eps, groups=p.groups)
-        self.out_proj = nn.Linear(self.inner, D, bias=False)
+        self.out_proj = Linear(self.inner, D, bias=False)
         nn.init.zeros_(self.conv1d.bias)
 
     def _split(self, proj: torch.Tensor):
