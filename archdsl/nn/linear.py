@@ -1,18 +1,19 @@
 """The projections of every layer: ``nn.Linear`` with its float32 products on a CPU run by oneDNN.
 
-PyTorch's CPU builds send a float32 ``F.linear`` to MKL's GEMM, which on this project's AMD EPYC
-machine reached 110-140 GFLOP/s at the shapes of a layer (4,096 tokens of d_model 64 to 256),
-where oneDNN's kernels for a 1 x 1 convolution over the same memory reached 170-185 GFLOP/s, and
-a training step's forward and backward products together 20-60% more (``benchmarks/README.md``).
-So the projection is computed as that convolution: the tokens (..., K) are viewed, without a
-copy, as a (1, K, 1, tokens) image in channels-last memory and convolved with the (out, K, 1, 1)
-weight; autograd runs oneDNN's backward for the input's and the weight's gradients. The result
-equals ``F.linear`` up to the order of float32 sums.
+PyTorch's CPU builds send a float32 ``F.linear`` to MKL's GEMM. On this project's AMD EPYC
+machine, at the shapes of a layer (4,096 to 8,192 tokens of d_model 64 to 256, forward and
+backward), MKL on two threads reached 77-154 GFLOP/s where oneDNN's kernels for a 1 x 1
+convolution over the same memory reached 107-180, 15-40% more (on one thread both ran at
+42-84 GFLOP/s, MKL a few percent ahead). So with more than one thread the projection is
+computed as that convolution: the tokens (..., K) are viewed, without a copy, as a (1, K, 1,
+tokens) image in channels-last memory and convolved with the (out, K, 1, 1) weight; autograd runs
+oneDNN's backward for the input's and the weight's gradients. The result equals ``F.linear`` up
+to the order of float32 sums.
 
-Elsewhere ``F.linear`` stays: on accelerators and the meta device, in other dtypes (bfloat16
-products already go to oneDNN, float64 has no oneDNN kernel), where oneDNN is absent or switched
-off (``torch.backends.mkldnn``), and for a few tokens, as in decoding, where setting up the
-convolution costs more than the product.
+Elsewhere ``F.linear`` stays: on one thread (a search's workers), on accelerators and the meta
+device, in other dtypes (bfloat16 products already go to oneDNN, float64 has no oneDNN kernel),
+where oneDNN is absent or switched off (``torch.backends.mkldnn``), and for a few tokens, as in
+decoding, where setting up the convolution costs more than the product.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if (
         rows < MIN_ROWS
         or x.device.type != "cpu"
+        or torch.get_num_threads() < 2
         or x.dtype != torch.float32
         or weight.dtype != torch.float32
         or not torch.backends.mkldnn.is_available()

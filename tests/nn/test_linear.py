@@ -32,6 +32,7 @@ def _outputs_and_grads(fn, x, w, b):
 def test_onednn_path_equals_f_linear(monkeypatch, shape, bias):
     """Outputs and the gradients of input, weight and bias equal F.linear's, and the path taken is
     the convolution (the counter sees a convolution, not mm)."""
+    _threads(monkeypatch, 2)
     x, w, b = _pair(shape, 40, bias)
     ours = _outputs_and_grads(linear, x, w, b)
     theirs = _outputs_and_grads(F.linear, x, w, b)
@@ -45,11 +46,14 @@ def test_onednn_path_equals_f_linear(monkeypatch, shape, bias):
     assert calls == [1]
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["few rows", "float64", "mkldnn off"],
-)
+def _threads(monkeypatch, n):
+    """torch on n threads for this test (the oneDNN path needs two or more)."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: n)
+
+
+@pytest.mark.parametrize("case", ["few rows", "float64", "mkldnn off", "one thread"])
 def test_other_cases_take_f_linear(monkeypatch, case):
+    _threads(monkeypatch, 1 if case == "one thread" else 2)
     rows = MIN_ROWS - 1 if case == "few rows" else 4 * MIN_ROWS
     x, w, b = _pair((rows, 8), 5, True, dtype=torch.float64 if case == "float64" else torch.float32)
     calls = []
@@ -73,4 +77,4 @@ def test_module_is_an_nn_linear_with_its_parameters():
         assert name == other
         torch.testing.assert_close(a, r)
     x = torch.randn(4, 64, 16)
-    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)  # through oneDNN on 2+ threads
