@@ -11,10 +11,10 @@ on all of them alike; the table gives medians and ratios to ``attn`` of the same
 
 Columns: ms per step (forward, cross-entropy, backward, AdamW step); GFLOP/s with the FLOPs of
 ``archdsl.cost`` (``train_flops``, three forwards); that rate as a share of the measured matmul
-rate (``torch.mm`` of (tokens, d_model) x (d_model, 4 d_model) and of its transpose, the sizes
-of the model's projections); the step time over ``attn``'s; and, from ``torch.profiler`` over
-a few steps, the share of self CPU time outside matrix-product operators, with the largest of
-those operators.
+rate (products of (tokens, d_model) x (d_model, 4 d_model) and of its transpose, the sizes of
+the model's projections, by the projections' own path, ``archdsl.nn.linear``); the step time
+over ``attn``'s; and, from ``torch.profiler`` over a few steps, the share of self CPU time
+outside matrix-product operators, with the largest of those operators.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from common import run_case
 VOCAB = 256
 # Operators that are matrix products (their self time is "in matrix products"); attention's
 # fused SDPA kernels are mostly products too, but are counted outside, as they are not plain GEMMs.
+# The projections run as oneDNN convolutions on two or more threads (archdsl/nn/linear.py), so
+# convolutions count as products: the depthwise causal convs of the scan layers land there too.
 MATMUL_OPS = {"aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::addbmm", "aten::mv", "aten::dot"}
+MATMUL_OPS |= {"aten::mkldnn_convolution", "aten::convolution_backward"}
 
 
 def build_step(layer: str, d_model: int, batch: int, seq: int):
@@ -58,13 +61,16 @@ def build_step(layer: str, d_model: int, batch: int, seq: int):
 
 
 def matmul_step(d_model: int, tokens: int):
-    """Forward-sized products of the model's projections: (tokens, d) x (d, 4d) and back."""
-    x, w = torch.randn(tokens, d_model), torch.randn(d_model, 4 * d_model)
-    h, v = torch.randn(tokens, 4 * d_model), torch.randn(4 * d_model, d_model)
+    """Forward-sized products of the model's projections, (tokens, d) x (d, 4d) and back, by the
+    projections' own path (archdsl.nn.linear: oneDNN on two or more threads, MKL on one)."""
+    from archdsl.nn.linear import linear
+
+    x, w = torch.randn(tokens, d_model), torch.randn(4 * d_model, d_model)
+    h, v = torch.randn(tokens, 4 * d_model), torch.randn(d_model, 4 * d_model)
 
     def step():
-        torch.mm(x, w)
-        torch.mm(h, v)
+        linear(x, w)
+        linear(h, v)
 
     return step, 2 * 2 * tokens * d_model * 4 * d_model
 
