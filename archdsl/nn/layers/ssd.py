@@ -105,21 +105,11 @@ def _ssd_split(x, dt, g, B, C, initial_state, final_state, fits):
     factored, masked = fits.nonzero()[:, 0], (~fits).nonzero()[:, 0]
     back = torch.cat([factored, masked]).argsort()  # from [factored | masked] to the heads' order
 
-    def heads(t, which, dim):
-        return None if t is None else t.index_select(dim, which)
-
-    parts = [
-        form(
-            heads(x, which, 2),
-            heads(dt, which, 2),
-            heads(g, which, 3),
-            B,
-            C,
-            heads(initial_state, which, 1),
-            final_state,
-        )
-        for form, which in ((_ssd_factored, factored), (_ssd_masked, masked))
-    ]
+    parts = []
+    for form, which in ((_ssd_factored, factored), (_ssd_masked, masked)):
+        x_h, dt_h, g_h = x.index_select(2, which), dt.index_select(2, which), g.index_select(3, which)
+        h0 = None if initial_state is None else initial_state.index_select(1, which)
+        parts.append(form(x_h, dt_h, g_h, B, C, h0, final_state))
     y = torch.cat([part[0] for part in parts], 3).index_select(3, back)  # (b, n, L, H, P)
     final = torch.cat([part[1] for part in parts], 1).index_select(1, back) if final_state else None
     return y, final
