@@ -10,13 +10,18 @@ tokens) image in channels-last memory and convolved with the (out, K, 1, 1) weig
 oneDNN's backward for the input's and the weight's gradients. The result equals ``F.linear`` up
 to the order of float32 sums.
 
-Elsewhere ``F.linear`` stays: on one thread (a search's workers), on accelerators and the meta
-device, in other dtypes (bfloat16 products already go to oneDNN, float64 has no oneDNN kernel),
-where oneDNN is absent or switched off (``torch.backends.mkldnn``), and for a few tokens, as in
-decoding, where setting up the convolution costs more than the product.
+Only on AMD processors, where it was measured: MKL picks its kernels by the processor's vendor,
+and on Intel's or ARM's the GEMM may well be the faster path. Elsewhere ``F.linear`` stays: on
+one thread (a search's workers), on accelerators and the meta device, in other dtypes (bfloat16
+products already go to oneDNN, float64 has no oneDNN kernel), where oneDNN is absent or switched
+off (``torch.backends.mkldnn``), and for a few tokens, as in decoding, where setting up the
+convolution costs more than the product.
 """
 
 from __future__ import annotations
+
+import functools
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +29,15 @@ from torch import nn
 
 # Fewer token rows than this take F.linear: at 64 rows both took the same time.
 MIN_ROWS = 128
+
+
+@functools.cache
+def amd_cpu() -> bool:
+    """Whether this machine's processor is AMD's (from /proc/cpuinfo; False where there is none)."""
+    try:
+        return "AuthenticAMD" in Path("/proc/cpuinfo").read_text(errors="replace")[:4096]
+    except OSError:
+        return False
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -34,6 +48,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         rows < MIN_ROWS
         or x.device.type != "cpu"
         or torch.get_num_threads() < 2
+        or not amd_cpu()
         or x.dtype != torch.float32
         or weight.dtype != torch.float32
         or not torch.backends.mkldnn.is_available()

@@ -47,7 +47,10 @@ def conv_flops(layer, T):
 @pytest.mark.parametrize(
     "T, groups, chunk", [(1, 1, 16), (2, 2, 16), (5, 1, 16), (16, 1, 16), (37, 2, 16), (50, 4, 8), (64, 1, 16)]
 )
-def test_fast_path_matches_loop_over_time(T, groups, chunk):
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "no-onednn"])
+def test_fast_path_matches_loop_over_time(monkeypatch, T, groups, chunk, onednn):
+    """Without oneDNN the causal conv (and its input gradient) runs as multiply-adds per tap."""
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", onednn)  # restored after the test
     layer = make(groups=groups, chunk=chunk)
     x = torch.randn(2, T, 32, requires_grad=True)
     fast, ref = layer(x), layer(x, reference=True)
@@ -71,7 +74,8 @@ def test_long_chunks_are_shortened_where_within_chunk_work_dominates():
     cost = get_layer("ssm").cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=150))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, 150, 32))
-    assert counter.get_total_flops() == 150 * cost.matmul_flops + ssd_product_flops(layer.p, 32, 150) + conv_flops(layer, 150)
+    products = ssd_product_flops(layer.p, 32, 150)
+    assert counter.get_total_flops() == 150 * cost.matmul_flops + products + conv_flops(layer, 150)
 
 
 def test_chunk_to_chunk_loop_matches_matrix(monkeypatch):

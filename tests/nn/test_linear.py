@@ -46,14 +46,16 @@ def test_onednn_path_equals_f_linear(monkeypatch, shape, bias):
     assert calls == [1]
 
 
-def _threads(monkeypatch, n):
-    """torch on n threads for this test (the oneDNN path needs two or more)."""
+def _threads(monkeypatch, n, amd=True):
+    """torch on n threads, on an AMD processor or not, for this test (the oneDNN path needs two
+    threads or more, and AMD's processors)."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: n)
+    monkeypatch.setattr(linear_module, "amd_cpu", lambda: amd)
 
 
-@pytest.mark.parametrize("case", ["few rows", "float64", "mkldnn off", "one thread"])
+@pytest.mark.parametrize("case", ["few rows", "float64", "mkldnn off", "one thread", "not AMD"])
 def test_other_cases_take_f_linear(monkeypatch, case):
-    _threads(monkeypatch, 1 if case == "one thread" else 2)
+    _threads(monkeypatch, 1 if case == "one thread" else 2, amd=case != "not AMD")
     rows = MIN_ROWS - 1 if case == "few rows" else 4 * MIN_ROWS
     x, w, b = _pair((rows, 8), 5, True, dtype=torch.float64 if case == "float64" else torch.float32)
     calls = []

@@ -39,19 +39,39 @@ def conv_step(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     return out, window[..., 1:]
 
 
-def _depthwise_nhwc(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None, drop_front: bool) -> torch.Tensor:
+def _depthwise(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None, drop_front: bool) -> torch.Tensor:
     """A depthwise cross-correlation of x (B, T, C) with ``taps`` (C, K) over the sequence padded
     by K - 1 zeros on both sides, keeping the first T outputs (the causal conv) or, with
     ``drop_front``, the last T (the same taps reversed in time: the causal conv's transpose).
 
-    The sequence is handed to ``conv2d`` as a (B, C, 1, T) image in channels-last memory, which is
-    x's own (B, T, C) layout: oneDNN's depthwise kernel for that layout reads each input once for
-    all taps, where shifted multiply-adds make one pass per tap (3x the time at d_model 256)."""
+    The sequence goes to ``conv2d`` as a (B, C, 1, T) image in channels-last memory, which is x's
+    own (B, T, C) layout: oneDNN's depthwise kernel for that layout reads each input once for all
+    taps, where shifted multiply-adds make one pass per tap (3x the time at d_model 256). On a CPU
+    without oneDNN, or in a dtype it has no kernel for (float64), conv2d would unfold the taps
+    channel by channel: there the multiply-adds run."""
     T, K = x.shape[1], taps.shape[-1]
+    onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    if x.device.type == "cpu" and not (onednn and x.dtype in (torch.float32, torch.bfloat16)):
+        return _shifted_taps(x, taps, bias, drop_front)
     image = x.transpose(1, 2).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # a copy only if x is strided
     out = F.conv2d(image, taps[:, None, None, :], bias, padding=(0, K - 1), groups=x.shape[2])
     out = out[..., K - 1 :] if drop_front else out[..., :T]
     return out.squeeze(2).transpose(1, 2)  # (B, T, C), channels-last again
+
+
+def _shifted_taps(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None, drop_front: bool) -> torch.Tensor:
+    """:func:`_depthwise` as one multiply-add per tap on x shifted in time (no padded copy)."""
+    T, K = x.shape[1], taps.shape[-1]
+    last = 0 if drop_front else K - 1  # the tap that reads the output's own position
+    out = torch.mul(x, taps[:, last]) if bias is None else torch.addcmul(bias, x, taps[:, last])
+    for k in range(K):
+        shift = k if drop_front else K - 1 - k  # output t reads x[t + shift] (or x[t - shift])
+        if k != last and shift < T:
+            if drop_front:
+                out[:, : T - shift].addcmul_(x[:, shift:], taps[:, k])
+            else:
+                out[:, shift:].addcmul_(x[:, : T - shift], taps[:, k])
+    return out
 
 
 class _CausalConvSiLU(torch.autograd.Function):
@@ -60,7 +80,7 @@ class _CausalConvSiLU(torch.autograd.Function):
     The sequence stays channels-last throughout (no transposes: their strided layout made SiLU's
     backward several times slower, and ``F.conv1d``'s backward on a CPU was slow and erratic on
     shared cores). Forward and the input's gradient are channels-last depthwise ``conv2d`` calls
-    (see :func:`_depthwise_nhwc`): the gradient of a causal conv is the conv of the output's
+    (see :func:`_depthwise`): the gradient of a causal conv is the conv of the output's
     gradient with the taps reversed, reading forward in time. x (often a slice of a projection,
     which autograd keeps anyway) and the pre-activation are saved. The weight's gradient is a
     product into one buffer and a sum per tap (``linalg.vecdot`` was twice as slow, and
@@ -69,7 +89,7 @@ class _CausalConvSiLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        pre = _depthwise_nhwc(x, weight, bias, drop_front=False)
+        pre = _depthwise(x, weight, bias, drop_front=False)
         ctx.save_for_backward(x, weight, pre)
         ctx.has_bias = bias is not None
         return F.silu(pre)
@@ -79,7 +99,7 @@ class _CausalConvSiLU(torch.autograd.Function):
         x, weight, pre = ctx.saved_tensors
         T, K = pre.shape[1], weight.shape[-1]
         dpre = torch.ops.aten.silu_backward(dy.contiguous(), pre)
-        dx = _depthwise_nhwc(dpre, weight.flip(-1), None, drop_front=True)
+        dx = _depthwise(dpre, weight.flip(-1), None, drop_front=True)
         dw = weight.new_empty(K, weight.shape[0])
         scratch = torch.mul(dpre, x)
         dw[K - 1] = scratch.sum((0, 1))
