@@ -44,13 +44,6 @@ def _alternate(fns: dict, rounds: int) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _onednn_linear(x, w):
-    """archdsl.nn.linear's oneDNN path, whatever the processor and thread count."""
-    rows, K = x.numel() // x.shape[-1], x.shape[-1]
-    image = x.reshape(1, 1, rows, K).permute(0, 3, 1, 2)
-    return F.conv2d(image, w[:, :, None, None]).permute(0, 2, 3, 1).reshape(*x.shape[:-1], w.shape[0])
-
-
 def _step(fn, x, w, g):
     """One forward and backward of the projection ``fn(x, w)``."""
     return lambda: fn(x, w).backward(g)
@@ -79,7 +72,8 @@ def projections(rounds: int) -> None:
         flops = 3 * 2 * tokens * k * n
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            t = _alternate({"mkl": _step(F.linear, x, w, g), "onednn": _step(_onednn_linear, x, w, g)}, rounds)
+            steps = {"mkl": _step(F.linear, x, w, g), "onednn": _step(linear_module.onednn_linear, x, w, g)}
+            t = _alternate(steps, rounds)
             row = f"{tokens} x {k} -> {n}"
             print(f"{row:<22}{threads:>8}{flops / t['mkl'] / 1e9:>10.0f}{flops / t['onednn'] / 1e9:>8.0f}", flush=True)
 

@@ -40,21 +40,32 @@ def amd_cpu() -> bool:
         return False
 
 
+def onednn_enabled() -> bool:
+    """Whether this torch has oneDNN and it is switched on (``torch.backends.mkldnn``)."""
+    return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, through oneDNN on a CPU in float32 (see the module docstring)."""
     K = x.shape[-1]
-    rows = x.numel() // K if K else 0
     if (
-        rows < MIN_ROWS
+        (x.numel() // K if K else 0) < MIN_ROWS
         or x.device.type != "cpu"
         or torch.get_num_threads() < 2
         or not amd_cpu()
         or x.dtype != torch.float32
         or weight.dtype != torch.float32
-        or not torch.backends.mkldnn.is_available()
-        or not torch.backends.mkldnn.enabled
+        or not onednn_enabled()
     ):
         return F.linear(x, weight, bias)
+    return onednn_linear(x, weight, bias)
+
+
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` as oneDNN's 1 x 1 convolution over the tokens of x (..., K), whatever the
+    processor and thread count (:func:`linear` decides when to take it)."""
+    K = x.shape[-1]
+    rows = x.numel() // K
     image = x.reshape(1, 1, rows, K).permute(0, 3, 1, 2)  # (1, K, 1, rows), channels-last: x's memory
     out = F.conv2d(image, weight[:, :, None, None], bias)  # (1, out, 1, rows), channels-last
     return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from archdsl.nn.linear import onednn_enabled
+
 
 def causal_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """x (B, T, C) -> (B, T, C) by ``F.conv1d`` on the sequence padded on the left with K - 1 zeros."""
@@ -50,8 +52,7 @@ def _depthwise(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None, d
     without oneDNN, or in a dtype it has no kernel for (float64), conv2d would unfold the taps
     channel by channel: there the multiply-adds run."""
     T, K = x.shape[1], taps.shape[-1]
-    onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-    if x.device.type == "cpu" and not (onednn and x.dtype in (torch.float32, torch.bfloat16)):
+    if x.device.type == "cpu" and not (onednn_enabled() and x.dtype in (torch.float32, torch.bfloat16)):
         return _shifted_taps(x, taps, bias, drop_front)
     image = x.transpose(1, 2).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # a copy only if x is strided
     out = F.conv2d(image, taps[:, None, None, :], bias, padding=(0, K - 1), groups=x.shape[2])
