@@ -1,4 +1,5 @@
-"""Measurements the layer tests share: gradients to compare, and what autograd keeps."""
+"""Measurements the layer tests share: gradients to compare, what autograd keeps, and what the
+FLOP counter sees of the fused causal conv."""
 
 from __future__ import annotations
 
@@ -35,3 +36,11 @@ def assert_grads_close(ga, gb, rtol=1e-4, atol=1e-5) -> None:
     for name in ga:
         scale = gb[name].abs().max().clamp(min=1.0)
         torch.testing.assert_close(ga[name] / scale, gb[name] / scale, rtol=rtol, atol=atol, msg=name)
+
+
+def fused_conv_counted_flops(conv_weight: torch.Tensor, T: int) -> int:
+    """What ``torch.utils.flop_counter`` sees of the fused causal conv + SiLU over T tokens
+    (archdsl/nn/layers/causal_conv.py) with a depthwise ``conv_weight`` (C, 1, K): a ``conv2d``
+    over the sequence padded by K - 1 zeros on both sides, 2 FLOPs per tap and channel at each of
+    its T + K - 1 outputs (T are kept)."""
+    return 2 * conv_weight.numel() * (T + conv_weight.shape[-1] - 1)

@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from archdsl.costing.value import CostContext
 from archdsl.layers import get_layer, list_layers, module_class
 from archdsl.spec.model import ModelSettings
-from tests.layers.helpers import saved_activation_bytes
+from tests.layers.helpers import fused_conv_counted_flops, saved_activation_bytes
 
 D = 32
 MODEL = ModelSettings(d_model=D)
@@ -36,11 +36,10 @@ def _conv_taps(layer) -> int:
     return 2 * layer.conv1d.weight.numel()
 
 
-def _conv_padding(layer) -> int:
-    """What the counter counts of the fused conv + SiLU beyond the conv's cost: it is a ``conv2d``
-    over the sequence padded by K - 1 zeros on both sides, whose last K - 1 outputs are dropped
-    (negative: subtracted from the count)."""
-    return -_conv_taps(layer) * (layer.conv1d.weight.shape[-1] - 1)
+def _conv_padding(layer, T) -> int:
+    """What the counter counts of the fused conv + SiLU beyond the conv's cost, the K - 1 outputs
+    of its padding (negative: subtracted from the count)."""
+    return _conv_taps(layer) * T - fused_conv_counted_flops(layer.conv1d.weight, T)
 
 
 def _doubling(length: int) -> int:
@@ -86,14 +85,14 @@ STEP = {"ssm": _step_ssm, "mamba": _step_mamba, "gdn": _step_gdn, "rglru": _step
 
 
 def _forward_ssm(layer, T):
-    return _conv_padding(layer)  # the SSD is products
+    return _conv_padding(layer, T)  # the SSD is products
 
 
 def _forward_gdn(layer, T):
     # per chunk and head the triangular solve for (I + A)^-1 against the identity: C columns of
     # C (C - 1) / 2 multiply-adds (unit diagonal)
     C = min(layer.p.chunk, T)
-    return _conv_padding(layer) + layer.heads * math.ceil(T / C) * C * C * (C - 1)
+    return _conv_padding(layer, T) + layer.heads * math.ceil(T / C) * C * C * (C - 1)
 
 
 def _forward_rglru(layer, T):
@@ -113,7 +112,7 @@ def _forward_mamba(layer, T):
     E, N = layer.A_log.shape
     sub = min(SUB, layer.p.chunk, T)
     Tp = math.ceil(T / sub) * sub
-    return _conv_padding(layer) + E * T + 6 * E * N * Tp
+    return _conv_padding(layer, T) + E * T + 6 * E * N * Tp
 
 
 FORWARD = {"ssm": _forward_ssm, "gdn": _forward_gdn, "rglru": _forward_rglru, "mamba": _forward_mamba}

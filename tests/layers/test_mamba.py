@@ -16,7 +16,7 @@ from archdsl.nn.layers.mamba import Mamba, MambaParams
 from archdsl.nn.layers.selective_scan import selective_scan_chunked, selective_scan_reference
 from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
-from tests.layers.helpers import assert_grads_close, grads, saved_activation_bytes
+from tests.layers.helpers import assert_grads_close, fused_conv_counted_flops, grads, saved_activation_bytes
 
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba.modeling_mamba import MambaMixer  # noqa: E402
@@ -139,10 +139,9 @@ def test_flops_match_flop_counter(T):
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, T, 32))
     # the counter sees the four Linear layers, the scan's read-out h C (2 E N per token of the
-    # sequence padded to whole sub-chunks of 16) and the conv, a conv2d over the sequence padded
-    # by K - 1 zeros on both sides (2 E K per output, T + K - 1 outputs)
-    E, N, padded, K = layer.inner, layer.p.state, -(-T // 16) * 16, layer.p.conv
-    conv = 2 * E * K * (T + K - 1)
+    # sequence padded to whole sub-chunks of 16) and the conv (over T + K - 1 outputs)
+    E, N, padded = layer.inner, layer.p.state, -(-T // 16) * 16
+    conv = fused_conv_counted_flops(layer.conv1d.weight, T)
     assert counter.get_total_flops() == T * cost.matmul_flops + 2 * padded * E * N + conv
     assert cost.scan_flops > 9 * E * N  # at least a sequential scan's work
 

@@ -17,7 +17,7 @@ from archdsl.nn.layers.ssd import ssd_chunked, ssd_reference
 from archdsl.nn.layers.ssm import SSM, SSMParams
 from archdsl.nn.layers.state import state_nbytes
 from archdsl.spec.model import ModelSettings
-from tests.layers.helpers import assert_grads_close, grads, saved_activation_bytes
+from tests.layers.helpers import assert_grads_close, fused_conv_counted_flops, grads, saved_activation_bytes
 
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba2.modeling_mamba2 import Mamba2Mixer  # noqa: E402
@@ -35,13 +35,6 @@ def make(d: int = 32, **kw) -> SSM:
 
 def test_registered():
     assert get_layer("ssm").load() is SSM
-
-
-def conv_flops(layer, T):
-    """What the counter sees of the fused conv + SiLU: a depthwise conv2d, 2 FLOPs per tap and
-    channel, over the sequence padded by K - 1 zeros on both sides (T + K - 1 outputs, T kept)."""
-    K = layer.conv1d.weight.shape[-1]
-    return 2 * layer.conv1d.weight.numel() * (T + K - 1)
 
 
 @pytest.mark.parametrize(
@@ -74,8 +67,8 @@ def test_long_chunks_are_shortened_where_within_chunk_work_dominates():
     cost = get_layer("ssm").cost(layer.p, ModelSettings(d_model=32, vocab=10), CostContext(seq_len=150))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, 150, 32))
-    products = ssd_product_flops(layer.p, 32, 150)
-    assert counter.get_total_flops() == 150 * cost.matmul_flops + products + conv_flops(layer, 150)
+    products, conv = ssd_product_flops(layer.p, 32, 150), fused_conv_counted_flops(layer.conv1d.weight, 150)
+    assert counter.get_total_flops() == 150 * cost.matmul_flops + products + conv
 
 
 def test_chunk_to_chunk_loop_matches_matrix(monkeypatch):
@@ -220,7 +213,8 @@ def test_flops_match_flop_counter(T, chunk):
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(1, T, 32))
     # the counter sees the Linear layers, the SSD's products and the conv
-    assert counter.get_total_flops() == T * cost.matmul_flops + ssd_product_flops(layer.p, 32, T) + conv_flops(layer, T)
+    products, conv = ssd_product_flops(layer.p, 32, T), fused_conv_counted_flops(layer.conv1d.weight, T)
+    assert counter.get_total_flops() == T * cost.matmul_flops + products + conv
     assert cost.scan_flops == pytest.approx(ssd_product_flops(layer.p, 32, T) / T + 2 * 4 * layer.conv_dim)
 
 
