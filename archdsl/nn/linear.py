@@ -14,8 +14,9 @@ Only on AMD processors, where it was measured: MKL picks its kernels by the proc
 and on Intel's or ARM's the GEMM may well be the faster path. Elsewhere ``F.linear`` stays: on
 one thread (a search's workers), on accelerators and the meta device, in other dtypes (bfloat16
 products already go to oneDNN, float64 has no oneDNN kernel), where oneDNN is absent or switched
-off (``torch.backends.mkldnn``), and for a few tokens, as in decoding, where setting up the
-convolution costs more than the product.
+off (``torch.backends.mkldnn``), for a few tokens, as in decoding, where setting up the
+convolution costs more than the product, and under ``torch.compile``, which picks its own kernels
+for a product it can see (and would stop its graph to read /proc/cpuinfo).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if (
         (x.numel() // K if K else 0) < MIN_ROWS
         or x.device.type != "cpu"
+        or torch.compiler.is_compiling()
         or torch.get_num_threads() < 2
         or not amd_cpu()
         or x.dtype != torch.float32

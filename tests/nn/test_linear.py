@@ -53,7 +53,7 @@ def _threads(monkeypatch, n, amd=True):
     monkeypatch.setattr(linear_module, "amd_cpu", lambda: amd)
 
 
-@pytest.mark.parametrize("case", ["few rows", "float64", "mkldnn off", "one thread", "not AMD"])
+@pytest.mark.parametrize("case", ["few rows", "float64", "mkldnn off", "one thread", "not AMD", "compiling"])
 def test_other_cases_take_f_linear(monkeypatch, case):
     _threads(monkeypatch, 1 if case == "one thread" else 2, amd=case != "not AMD")
     rows = MIN_ROWS - 1 if case == "few rows" else 4 * MIN_ROWS
@@ -63,6 +63,8 @@ def test_other_cases_take_f_linear(monkeypatch, case):
     monkeypatch.setattr(linear_module.F, "conv2d", lambda *a: calls.append(1) or conv2d(*a))
     if case == "mkldnn off":
         monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # restored after the test
+    if case == "compiling":  # as under torch.compile, which chooses the product's kernel itself
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     y = linear(x, w, b)
     assert calls == []
     torch.testing.assert_close(y, F.linear(x, w, b))

@@ -159,5 +159,10 @@ def ssd_masked(xdt, g, B, C, *, initial_state=None, final_state: bool = True):
             start = passed[:, :m].view(b, m, G, hg, P, N).permute(0, 1, 2, 5, 3, 4).reshape(b, m, G, N, hg * P)
             y_in = torch.einsum("bclgn,bcgnq->bclgq", C[:, first:], start.to(dtype)).reshape(b, m, L, H, P)
             y_in = y_in * _decay(g[:, first:]).transpose(2, 3)[..., None].to(dtype)
-            y[:, first:] += y_in  # in place: slicing and concatenating cost a copy and, in backward, zero fills
+            if torch.compiler.is_compiling():
+                # torch.compile refuses an in-place write into a view of a custom Function's output
+                # (y is _IntraChunk's); out of place, which the compiler fuses anyway
+                y = torch.cat([y[:, :first], y[:, first:] + y_in], 1)
+            else:
+                y[:, first:] += y_in  # in place: slicing and concatenating cost a copy and, in backward, zero fills
     return y, final
