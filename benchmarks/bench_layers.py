@@ -3,6 +3,7 @@
     python benchmarks/bench_layers.py                  # d_model 64 and 128, batch 64 x 128 and 16 x 512
     python benchmarks/bench_layers.py --quick          # fewer rounds, no profile
     python benchmarks/bench_layers.py --d-model 64 --shape 64x128 --layers attn,mamba
+    python benchmarks/bench_layers.py --quick --compile  # and each model under torch.compile
 
 Each (d_model, shape) runs in a fresh process (float32, vocab 256, AdamW, the threads torch
 chose). Inside it the models of every layer, and a plain matrix product of the same size, are
@@ -14,7 +15,9 @@ Columns: ms per step (forward, cross-entropy, backward, AdamW step); GFLOP/s wit
 rate (products of (tokens, d_model) x (d_model, 4 d_model) and of its transpose, the sizes of
 the model's projections, by the projections' own path, ``archdsl.nn.linear``); the step time
 over ``attn``'s; and, from ``torch.profiler`` over a few steps, the share of self CPU time
-outside matrix-product operators, with the largest of those operators.
+outside matrix-product operators, with the largest of those operators. With ``--compile`` a
+second table gives each model's step under ``torch.compile`` (the training setting ``compile``)
+beside its eager step, from the same rounds, and the first compiled step, which compiles.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ MATMUL_OPS = {"aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::ad
 MATMUL_OPS |= {"aten::mkldnn_convolution", "aten::convolution_backward"}
 
 
-def build_step(layer: str, d_model: int, batch: int, seq: int):
+def build_step(layer: str, d_model: int, batch: int, seq: int, compiled: bool = False):
     import archdsl
 
     torch.manual_seed(0)
@@ -48,9 +51,10 @@ def build_step(layer: str, d_model: int, batch: int, seq: int):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(0, VOCAB, (batch, seq))
     target = torch.roll(ids, -1, dims=1)
+    forward = torch.compile(model) if compiled else model  # as the training setting `compile` does
 
     def step():
-        logits = model(ids)
+        logits = forward(ids)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), target.reshape(-1))
         loss.backward()
         optimizer.step()
@@ -103,15 +107,20 @@ def measure(case: dict) -> dict:
     d, batch, seq = case["d_model"], case["batch"], case["seq"]
     steps = {name: build_step(name, d, batch, seq) for name in case["layers"]}
     steps["matmul"] = matmul_step(d, batch * seq)
+    if case.get("compile"):
+        steps.update({f"{name} compiled": build_step(name, d, batch, seq, compiled=True) for name in case["layers"]})
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for step, _ in steps.values():
-        step()  # warm-up
+    first = {name: timed(step) for name, (step, _) in steps.items()}  # warm-up; compiling, where compiled
     for _ in range(case["rounds"]):
         for name, (step, _) in steps.items():
             times[name].append(timed(step))
     out = {}
     for name, (step, flops) in steps.items():
         out[name] = {"ms": 1e3 * statistics.median(times[name]), "gflops": flops / statistics.median(times[name]) / 1e9}
+        out[name]["first_s"] = first[name]
+        if name.endswith(" compiled"):
+            eager = name.removesuffix(" compiled")
+            out[name]["vs_eager"] = statistics.median(t / e for t, e in zip(times[name], times[eager]))
     if "attn" in times:
         for name in case["layers"]:
             ratios = [t / a for t, a in zip(times[name], times["attn"])]
@@ -137,6 +146,7 @@ def main() -> None:
     parser.add_argument("--layers", help="comma-separated layer names (default: every registered layer)")
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 9, 5 with --quick)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true", help="also each model under torch.compile (a second table)")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(measure(json.loads(args.case))))
@@ -160,6 +170,7 @@ def main() -> None:
                 "rounds": rounds,
                 "profile": not args.quick,
                 "threads": args.threads,
+                "compile": args.compile,
             }
             r = run_case(Path(__file__), case, timeout=3600)
             print(f"\nd_model {d}, batch {batch} x {seq} tokens", flush=True)
@@ -180,6 +191,12 @@ def main() -> None:
                     f"{x.get('vs_attn', float('nan')):.2f}x | {outside} | {top or '-'} |",
                     flush=True,
                 )
+            if args.compile:
+                print("\n  | X | eager ms | compiled ms | compiled / eager | first compiled step, s |")
+                print("  |---|---|---|---|---|")
+                for name in layers:
+                    x, c = res[name], res[f"{name} compiled"]
+                    print(f"  | {name} | {x['ms']:,.0f} | {c['ms']:,.0f} | {c['vs_eager']:.2f}x | {c['first_s']:.1f} |")
 
 
 if __name__ == "__main__":
