@@ -3,6 +3,9 @@ Face's ``MambaMixer`` with the same weights; generation steps; the cost formulas
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import pydantic
 import pytest
 import torch
@@ -210,12 +213,47 @@ def test_prefill_with_another_batch_is_an_error():
         layer.prefill(torch.randn(1, 5, 32), state)
 
 
+@pytest.fixture(params=["torchscript", "python"])
+def kernels(request, monkeypatch):
+    """A group's forward and backward as TorchScript compiles them (the default) and as the plain
+    functions (under torch.compile, or with a torch that has no TorchScript)."""
+    if request.param == "python":
+        monkeypatch.setattr(selective_scan, "_kernels", lambda: (selective_scan._forward, selective_scan._backward))
+    return request.param
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """torch's threads: with 2, the groups of sequences run on the scan's pool of Python threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("block_elements, chunk", [(2 * 6 * 5, 8), (100, 16), (3 * 4 * 6 * 5, 12)])
-def test_blocks_of_tokens_and_sequences_match_reference(small_sub, monkeypatch, block_elements, chunk):
+def test_blocks_of_tokens_and_sequences_match_reference(
+    small_sub, monkeypatch, kernels, threads, block_elements, chunk
+):
     """Small blocks: the batch split into groups and the chunk into several blocks (the backward
     recomputes the states entering each block), with initial and final states."""
     monkeypatch.setattr(selective_scan, "BLOCK_ELEMENTS", block_elements)
     _check_scan_with_states(batch=3, T=29, chunk=chunk)
+    if threads == 2:  # the groups went to the pool
+        assert any(key == (os.getpid(), 2) for key in selective_scan._POOL)
+
+
+def test_group_kernels_compile_with_torchscript():
+    """The scan's speed on two threads rests on TorchScript (see selective_scan._kernels); a change
+    to the kernels that TorchScript cannot compile would fall back to the plain functions without
+    a word, so it fails here, with TorchScript's message."""
+    if not hasattr(torch.jit, "script"):
+        pytest.skip("this torch has no TorchScript")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(selective_scan._forward)
+        torch.jit.script(selective_scan._backward)
+    assert selective_scan._scripted() is not None
 
 
 def _check_scan_with_states(*, batch: int, T: int, chunk: int) -> None:

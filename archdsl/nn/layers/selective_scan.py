@@ -30,7 +30,11 @@ traffic, so :func:`selective_scan_chunked` runs the recurrence itself, as few pa
 * groups of sequences are independent, and with torch on several threads they run at the same
   time on that many Python threads (see :func:`_run`): OpenMP inside each op reaches only the
   block-wide products, not the per-token steps, and on a loaded machine its spinning barriers
-  made the whole scan several times slower on two threads than on one.
+  made the whole scan several times slower on two threads than on one;
+* a group's forward and backward, hundreds of small ops each, run as TorchScript functions
+  (see :func:`_kernels`), whose interpreter does not hold Python's lock: run as Python, the two
+  threads handed the lock back and forth between ops, and the scan ran only 1.2x faster on two
+  threads than on one; from TorchScript it runs 1.4-1.7x faster (benchmarks/README.md).
 
 The sequence is padded with steps of dt = 0 (no decay, no input) to whole sub-chunks of
 ``min(SUB, chunk, T)`` tokens. Decays are exponentials of ``dt A <= 0``, so nothing overflows;
@@ -41,13 +45,16 @@ denormal numbers, which many CPUs multiply tens of times slower.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from archdsl.layers.builtin.mamba import SUB  # tokens per sub-chunk (with the cost formula that pads to it)
 
@@ -75,8 +82,9 @@ def _run(fn, ks) -> list:
 
     The pool's threads run torch ops single-threaded (``torch.set_num_threads(1)`` in each sets
     that thread's OpenMP and MKL counts), so the two kinds of parallelism never nest; the
-    process-wide default the call also stores is set back afterwards. Ops release the GIL while
-    they run; grad mode, which is per thread, is the caller's.
+    process-wide default the call also stores is set back afterwards. A group's TorchScript
+    kernel releases the GIL for its whole run (the plain functions only inside each op); grad
+    mode, which is per thread, is the caller's.
     """
     ks = list(ks)
     threads = torch.get_num_threads()
@@ -102,55 +110,73 @@ def _run(fn, ks) -> list:
         torch.set_num_threads(threads)
 
 
-def _decays(dt: torch.Tensor, A2: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``exp(dt A)`` of a block, dt (g, S, E), A2 = A^T log2(e) (N, E) -> (g, S, N, E)."""
-    return torch.mul(dt[:, :, None, :], A2, out=out).clamp_(min=FLOOR * LOG2E).exp2_()
+def _decays(dt: Tensor, A2: Tensor, out: Tensor, floor: float = FLOOR * LOG2E) -> Tensor:
+    """``exp(dt A)`` of a block, dt (g, S, E), A2 = A^T log2(e) (N, E) -> (g, S, N, E). (The floor
+    is an argument as TorchScript reads no global floats.)"""
+    return torch.mul(dt[:, :, None, :], A2, out=out).clamp_(min=floor).exp2_()
 
 
-def _inputs(B: torch.Tensor, dtx: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def _inputs(B: Tensor, dtx: Tensor, out: Tensor) -> Tensor:
     """``u_t = dt_t x_t B_t`` of a block, B (g, S, N), dtx (g, S, E) -> (g, S, N, E)."""
     return torch.mul(B[:, :, :, None], dtx[:, :, None, :], out=out)
 
 
-def _states_(a: torch.Tensor, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+def _states_(a: Tensor, u: Tensor, h: Tensor) -> Tensor:
     """In place: u (g, S, N, E) becomes the states h_t = a_t h_{t-1} + u_t from h (g, N, E).
     Returns a copy of the last state."""
-    for a_t, u_t in zip(a.unbind(1), u.unbind(1)):
-        h = u_t.addcmul_(a_t, h)
+    for s in range(a.shape[1]):
+        h = u.select(1, s).addcmul_(a.select(1, s), h)
     return h.clone()
 
 
-def _forward(dtx, dt, A2, B, C, h, chunk: int, S: int, y):
+def _forward(
+    dtx: Tensor, dt: Tensor, A2: Tensor, B: Tensor, C: Tensor, h: Tensor, chunk: int, S: int, y: Tensor
+) -> tuple[Tensor, Tensor]:
     """One group of sequences: y (g, T, E) written in place; returns the final state and the
     states entering each chunk (g, n, N, E)."""
-    g, T, E = dt.shape
-    N = A2.shape[0]
-    a, u = dtx.new_empty(g, S, N, E), dtx.new_empty(g, S, N, E)
-    starts = []
+    g, T, E, N = dt.shape[0], dt.shape[1], dt.shape[2], A2.shape[0]
+    a, u = dtx.new_empty([g, S, N, E]), dtx.new_empty([g, S, N, E])
+    starts: list[Tensor] = []
     for i in range(0, T, S):
         j = i + S
         if i % chunk == 0:
             starts.append(h)
         h = _states_(_decays(dt[:, i:j], A2, a), _inputs(B[:, i:j], dtx[:, i:j], u), h)
-        y[:, i:j] = torch.bmm(C[:, i:j].reshape(g * S, 1, N), u.view(g * S, N, E)).view(g, S, E)
+        y[:, i:j] = torch.bmm(C[:, i:j].reshape([g * S, 1, N]), u.view([g * S, N, E])).view([g, S, E])
     return h, torch.stack(starts, 1)
 
 
-def _backward(dtx, dt, A2, At, B, C, starts, dy, carry, chunk: int, S: int, grads):
+def _backward(
+    dtx: Tensor,
+    dt: Tensor,
+    A2: Tensor,
+    At: Tensor,
+    B: Tensor,
+    C: Tensor,
+    starts: Tensor,
+    dy: Tensor,
+    carry: Tensor,
+    chunk: int,
+    S: int,
+    ddtx: Tensor,
+    ddt: Tensor,
+    dA: Tensor,
+    dB: Tensor,
+    dC: Tensor,
+) -> Tensor:
     """One group of sequences: the gradients (ddtx, ddt, dA summed over the group's sequences and
     tokens but not yet over (g, S), dB, dC) written in place; returns dL/d(initial state)."""
-    ddtx, ddt, dA, dB, dC = grads
-    g, T, E = dt.shape
-    N = A2.shape[0]
-    a, h, r = (dtx.new_empty(g, S, N, E) for _ in range(3))
-    for c in reversed(range(0, T, chunk)):
-        blocks = range(c, min(c + chunk, T), S)
+    g, T, E, N = dt.shape[0], dt.shape[1], dt.shape[2], A2.shape[0]
+    a, h, r = dtx.new_empty([g, S, N, E]), dtx.new_empty([g, S, N, E]), dtx.new_empty([g, S, N, E])
+    for c in range((T - 1) // chunk * chunk, -1, -chunk):  # the chunks from the last
+        blocks = list(range(c, min(c + chunk, T), S))
         # the state entering each block of the chunk, from the one entering the chunk
         entering = [starts[:, c // chunk]]
         for i in blocks[:-1]:
             j = i + S
             entering.append(_states_(_decays(dt[:, i:j], A2, a), _inputs(B[:, i:j], dtx[:, i:j], h), entering[-1]))
-        for i, h_in in zip(reversed(blocks), reversed(entering)):
+        for k in range(len(blocks) - 1, -1, -1):  # the blocks from the last
+            i, h_in = blocks[k], entering[k]
             j = i + S
             _states_(_decays(dt[:, i:j], A2, a), _inputs(B[:, i:j], dtx[:, i:j], h), h_in)  # the block's states
             # dC_t = sum_e dy_t h_t (r as scratch: products into preallocated buffers, then sums,
@@ -158,21 +184,41 @@ def _backward(dtx, dt, A2, At, B, C, starts, dy, carry, chunk: int, S: int, grad
             torch.sum(torch.mul(h, dy[:, i:j, None, :], out=r), -1, out=dC[:, i:j])
             # the adjoint, from the block's end: r_t = dy_t C_t + a_{t+1} r_{t+1}
             torch.mul(C[:, i:j, :, None], dy[:, i:j, None, :], out=r)
-            r[:, -1] += carry
-            a_next, r_next = a.unbind(1), r.unbind(1)
-            for s in reversed(range(S - 1)):
-                r_next[s].addcmul_(a_next[s + 1], r_next[s + 1])
-            carry = a[:, 0] * r[:, 0]  # dL/d(state entering the block)
+            r.select(1, S - 1).add_(carry)
+            for s in range(S - 2, -1, -1):
+                r.select(1, s).addcmul_(a.select(1, s + 1), r.select(1, s + 1))
+            carry = a.select(1, 0) * r.select(1, 0)  # dL/d(state entering the block)
             # r is dL/du_t, with u_t = dtx_t B_t
-            ddtx[:, i:j] = torch.bmm(B[:, i:j].reshape(g * S, 1, N), r.view(g * S, N, E)).view(g, S, E)
+            ddtx[:, i:j] = torch.bmm(B[:, i:j].reshape([g * S, 1, N]), r.view([g * S, N, E])).view([g, S, E])
             # dL/d(log a_t) = r_t a_t h_{t-1}, into a; log a_t = dt_t A
             a.mul_(r)
             a[:, 1:].mul_(h[:, :-1])
-            a[:, 0].mul_(h_in)
+            a.select(1, 0).mul_(h_in)
             torch.sum(torch.mul(r, dtx[:, i:j, None, :], out=h), -1, out=dB[:, i:j])  # h as scratch
             dA.addcmul_(a, dt[:, i:j, None, :])
             torch.sum(torch.mul(a, At, out=r), 2, out=ddt[:, i:j])
     return carry
+
+
+@functools.cache
+def _scripted() -> tuple | None:
+    """:func:`_forward` and :func:`_backward` compiled by TorchScript, or None where this torch
+    cannot (TorchScript is deprecated, and may leave torch)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(_forward), torch.jit.script(_backward)
+    except Exception:  # noqa: BLE001 - any failure to compile leaves the plain functions
+        return None
+
+
+def _kernels() -> tuple:
+    """The (forward, backward) of one group of sequences: TorchScript's where it compiles them, as
+    its interpreter runs a group's hundreds of small ops without Python's lock (see :func:`_run`);
+    the plain functions under ``torch.compile``, which traces them, or without TorchScript."""
+    if torch.compiler.is_compiling():
+        return _forward, _backward
+    return _scripted() or (_forward, _backward)
 
 
 class _SelectiveScan(torch.autograd.Function):
@@ -188,10 +234,11 @@ class _SelectiveScan(torch.autograd.Function):
         G, S = _blocks(sub, b, N * E)
         A2 = (A.t() * LOG2E).contiguous()  # (N, E)
         y = dtx.new_empty(b, T, E)
+        forward_group = _kernels()[0]
 
         def group(k):
             part = slice(k, k + G)
-            return _forward(dtx[part], dt[part], A2, B[part], C[part], h0[part], chunk, S, y[part])
+            return forward_group(dtx[part], dt[part], A2, B[part], C[part], h0[part], chunk, S, y[part])
 
         final, starts = zip(*_run(group, range(0, b, G)))
         ctx.save_for_backward(dtx, dt, A, B, C, torch.cat(starts))
@@ -207,13 +254,14 @@ class _SelectiveScan(torch.autograd.Function):
         A2 = At * LOG2E
         dy = dy.contiguous()
         ddtx, ddt, dB, dC = (torch.empty_like(t) for t in (dtx, dt, B, C))
+        backward_group = _kernels()[1]
 
         def group(k):
             part = slice(k, k + G)
             dA = dtx.new_zeros(min(G, b - k), S, N, E)  # each group its own (groups may run at once)
-            grads = (ddtx[part], ddt[part], dA, dB[part], dC[part])
             args = (dtx[part], dt[part], A2, At, B[part], C[part], starts[part], dy[part], dfinal[part])
-            return _backward(*args, ctx.chunk, S, grads), dA.sum((0, 1))
+            grads = (ddtx[part], ddt[part], dA, dB[part], dC[part])
+            return backward_group(*args, ctx.chunk, S, *grads), dA.sum((0, 1))
 
         dh0, dA = zip(*_run(group, range(0, b, G)))
         return ddtx, ddt, torch.stack(dA).sum(0).t(), dB, dC, torch.cat(dh0), None, None
