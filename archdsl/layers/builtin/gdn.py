@@ -73,12 +73,14 @@ def cost(params: GDNParams, model: ModelSettings, ctx: CostContext) -> Cost:
     # pre-activation and output (2 conv_dim); the 1/norm of q and k, the gate pre-activations
     # and the output norm's 1/rms (6 H); the output norm's input, its result, silu(z) and the
     # gated product (4 H V). Per token of the n chunks of C (padded to Tp = n C): the decay
-    # matrix, k_beta k^T, its masked product, (I + A)^-1, q k^T and the scores (6 H C); beta,
-    # gamma, exp(gamma) and the decays to the chunk end (4 H); k, k_beta, k_beta exp(gamma)
-    # and the scaled q (4 H K), over several chunks also w and the decayed q and k (3 H K)
-    # and, for an unpadded sequence of several heads, copies of q, k and their products with
-    # beta and exp(gamma) reshaped from a transposed layout (4 H K); v, v beta, u and the output
-    # (4 H V). Per chunk after the first: Delta (C H V) and the state entering it (H K V).
+    # matrix, k_beta k^T, its masked product, (I + A)^-1, q k^T and the scores (6 H C); gamma,
+    # exp(gamma) and the decays to the chunk end (3 H); k, k_beta, k_beta exp(gamma) and the
+    # scaled q (4 H K), over several chunks also w and the decayed q and k (3 H K) and, for an
+    # unpadded sequence of several heads, copies of q, k and their products with beta and
+    # exp(gamma) reshaped from a transposed layout (4 H K); v beta, u and the output (3 H V);
+    # a padded sequence also keeps its padded copies of beta and v (H + H V: unpadded, they are
+    # the sigmoid's output and the conv's, kept and counted already). Per chunk after the
+    # first: Delta (C H V) and the state entering it (H K V).
     # Per sequence: A's two forms (2 H) and each chunk's total decay (n H). The float32
     # inside is counted at act_bytes too.
     Tp = n * C
@@ -89,7 +91,7 @@ def cost(params: GDNParams, model: ModelSettings, ctx: CostContext) -> Cost:
         + 2 * conv_dim
         + 6 * H
         + 4 * H * V
-        + (Tp / T) * (6 * H * C + 4 * H + hk * H * K + 4 * H * V)
+        + (Tp / T) * (6 * H * C + 3 * H + hk * H * K + 3 * H * V + (H + H * V if Tp > T else 0))
         + ((n - 1) * (C * H * V + H * K * V) + 2 * H + n * H) / T
     )
     return Cost(

@@ -97,9 +97,10 @@ def chunk_gated_delta_rule(q, k, v, g, beta, *, scale: float, chunk: int = 64, i
     q = q * scale
     C = min(chunk, T)
     pad = (-T) % C
-    # padded steps have g = 0 and beta = 0: they leave the state exactly as it was
-    q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
-    g, beta = (F.pad(t, (0, pad)) for t in (g, beta))
+    if pad:  # (F.pad copies even when it pads nothing)
+        # padded steps have g = 0 and beta = 0: they leave the state exactly as it was
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        g, beta = (F.pad(t, (0, pad)) for t in (g, beta))
     n = (T + pad) // C
     q, k, v = (t.reshape(B, H, n, C, -1) for t in (q, k, v))  # (B, H, n, C, ·)
     g, beta = (t.reshape(B, H, n, C) for t in (g, beta))
