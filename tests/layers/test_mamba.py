@@ -222,22 +222,27 @@ def kernels(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    """torch's threads: with 2, the groups of sequences run on the scan's pool of Python threads."""
+@pytest.fixture(params=["1 thread", "2 threads, pool", "2 threads, OpenMP"])
+def pool_expected(request, monkeypatch):
+    """torch's threads, and with two whether the groups of sequences run on the scan's pool of
+    Python threads (from POOL_MIN_TOKENS tokens) or one after another. Returns whether the pool
+    should run them."""
+    pool = request.param == "2 threads, pool"
+    monkeypatch.setattr(selective_scan, "POOL_MIN_TOKENS", 1 if pool else selective_scan.POOL_MIN_TOKENS)
     before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
+    torch.set_num_threads(1 if request.param == "1 thread" else 2)
+    yield pool
     torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("block_elements, chunk", [(2 * 6 * 5, 8), (100, 16), (3 * 4 * 6 * 5, 12)])
 def test_blocks_of_tokens_and_sequences_match_reference(
-    small_sub, monkeypatch, kernels, threads, block_elements, chunk
+    small_sub, monkeypatch, kernels, pool_expected, block_elements, chunk
 ):
     """Small blocks: the batch split into groups and the chunk into several blocks (the backward
     recomputes the states entering each block), with initial and final states; with two threads
-    the groups run on the scan's pool."""
+    and enough tokens the groups run on the scan's pool (these 96 tokens are too few, unless the
+    threshold is lowered)."""
     monkeypatch.setattr(selective_scan, "BLOCK_ELEMENTS", block_elements)
     ran_on = set()  # the threads each group's kernel ran on
 
@@ -251,8 +256,7 @@ def test_blocks_of_tokens_and_sequences_match_reference(
     forward, backward = selective_scan._kernels()
     monkeypatch.setattr(selective_scan, "_kernels", lambda: (noting_thread(forward), noting_thread(backward)))
     _check_scan_with_states(batch=3, T=29, chunk=chunk)
-    on_pool = {name.startswith("archdsl-scan") for name in ran_on}
-    assert on_pool == ({True} if threads == 2 else {False})
+    assert {name.startswith("archdsl-scan") for name in ran_on} == {pool_expected}
 
 
 def test_group_kernels_compile_with_torchscript():

@@ -27,10 +27,11 @@ traffic, so :func:`selective_scan_chunked` runs the recurrence itself, as few pa
   chunk's end, recomputing each block's states, and reduces it to the gradients of dt x, dt, A,
   B, C. With ``chunk`` equal to the block length (mamba's default of 16, when a block can hold 16
   tokens) nothing is recomputed twice;
-* groups of sequences are independent, and with torch on several threads they run at the same
-  time on that many Python threads (see :func:`_run`): OpenMP inside each op reaches only the
-  block-wide products, not the per-token steps, and on a loaded machine its spinning barriers
-  made the whole scan several times slower on two threads than on one;
+* groups of sequences are independent, and with torch on several threads and at least
+  ``POOL_MIN_TOKENS`` tokens they run at the same time on that many Python threads (see
+  :func:`_run`): OpenMP inside each op reaches only the block-wide products, not the per-token
+  steps, and on a loaded machine its spinning barriers made the whole scan several times
+  slower on two threads than on one (fewer tokens run faster with OpenMP on a quiet machine);
 * a group's forward and backward, hundreds of small ops each, run as TorchScript functions
   (see :func:`_kernels`), whose interpreter does not hold Python's lock: run as Python, the two
   threads handed the lock back and forth between ops, and the scan ran only 1.2x faster on two
@@ -61,6 +62,12 @@ from archdsl.layers.builtin.mamba import SUB  # tokens per sub-chunk (with the c
 BLOCK_ELEMENTS = 2**19  # at most this many elements in a block's (b, S, N, E) tensors (2 MiB in float32)
 LOG2E = math.log2(math.e)
 FLOOR = -60.0  # log decays are floored here before exp (exp(-60) = 9e-27)
+# From this many tokens (batch x length) the groups of sequences run on the pool (see _run);
+# below it, one after another with OpenMP's threads inside each op. On this project's quiet
+# 2-core VM, at 2,048 and 4,096 tokens OpenMP's threads ran mamba's steps 15-30% faster (each
+# core works on half of each block, in its own cache), at 8,192 the pool 0-25% faster
+# (benchmarks/README.md, sixth pass).
+POOL_MIN_TOKENS = 8192
 
 
 def _blocks(sub: int, b: int, NE: int) -> tuple[int, int]:
@@ -75,10 +82,10 @@ _POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by process and number o
 _SINGLE = threading.local()  # whether a pool thread has set its torch threads to 1
 
 
-def _run(fn, ks) -> list:
-    """``[fn(k) for k in ks]``, the groups of sequences at the same time on as many Python threads
-    as torch has threads: intra-op parallelism does not reach a scan's many small steps, and
-    under load its spinning barriers made the scan several times slower on two threads.
+def _run(fn, ks, pool: bool = True) -> list:
+    """``[fn(k) for k in ks]``, with ``pool`` the groups of sequences at the same time on as many
+    Python threads as torch has threads: intra-op parallelism does not reach a scan's many small
+    steps, and under load its spinning barriers made the scan several times slower on two threads.
 
     The pool's threads run torch ops single-threaded (``torch.set_num_threads(1)`` in each sets
     that thread's OpenMP and MKL counts), so the two kinds of parallelism never nest; the
@@ -89,7 +96,7 @@ def _run(fn, ks) -> list:
     ks = list(ks)
     threads = torch.get_num_threads()
     workers = min(threads, len(ks))
-    if workers <= 1:
+    if workers <= 1 or not pool:
         return [fn(k) for k in ks]
     grad = torch.is_grad_enabled()
 
@@ -240,7 +247,7 @@ class _SelectiveScan(torch.autograd.Function):
             part = slice(k, k + G)
             return forward_group(dtx[part], dt[part], A2, B[part], C[part], h0[part], chunk, S, y[part])
 
-        final, starts = zip(*_run(group, range(0, b, G)))
+        final, starts = zip(*_run(group, range(0, b, G), pool=b * T >= POOL_MIN_TOKENS))
         ctx.save_for_backward(dtx, dt, A, B, C, torch.cat(starts))
         ctx.chunk, ctx.G, ctx.S = chunk, G, S
         return y, torch.cat(final)
@@ -263,7 +270,7 @@ class _SelectiveScan(torch.autograd.Function):
             grads = (ddtx[part], ddt[part], dA, dB[part], dC[part])
             return backward_group(*args, ctx.chunk, S, *grads), dA.sum((0, 1))
 
-        dh0, dA = zip(*_run(group, range(0, b, G)))
+        dh0, dA = zip(*_run(group, range(0, b, G), pool=b * dt.shape[1] >= POOL_MIN_TOKENS))
         return ddtx, ddt, torch.stack(dA).sum(0).t(), dB, dC, torch.cat(dh0), None, None
 
 
