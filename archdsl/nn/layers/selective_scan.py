@@ -64,9 +64,9 @@ LOG2E = math.log2(math.e)
 FLOOR = -60.0  # log decays are floored here before exp (exp(-60) = 9e-27)
 # From this many tokens (batch x length) the groups of sequences run on the pool (see _run);
 # below it, one after another with OpenMP's threads inside each op. On this project's quiet
-# 2-core VM, at 2,048 and 4,096 tokens OpenMP's threads ran mamba's steps 15-30% faster (each
-# core works on half of each block, in its own cache), at 8,192 the pool 0-25% faster
-# (benchmarks/README.md, sixth pass).
+# 2-core VM mamba's steps took 1.1-1.5x as long on the pool as with OpenMP's threads at 2,048
+# to 4,096 tokens (each core then works on half of each block, in its own cache), and
+# 0.8-1.0x as long at 8,192 (benchmarks/README.md, sixth pass).
 POOL_MIN_TOKENS = 8192
 
 
@@ -110,9 +110,8 @@ def _run(fn, ks, pool: bool = True) -> list:
     key = (os.getpid(), threads)  # a forked child has none of its parent's threads: a pool of its own
     if key not in _POOL:
         _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="archdsl-scan")
-    pool = _POOL[key]
     try:
-        return list(pool.map(task, ks))
+        return list(_POOL[key].map(task, ks))
     finally:
         torch.set_num_threads(threads)
 
