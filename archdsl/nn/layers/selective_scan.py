@@ -82,7 +82,7 @@ _POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by process and number o
 _SINGLE = threading.local()  # whether a pool thread has set its torch threads to 1
 
 
-def _run(fn, ks, pool: bool = True) -> list:
+def _run(fn, ks, pool: bool) -> list:
     """``[fn(k) for k in ks]``, with ``pool`` the groups of sequences at the same time on as many
     Python threads as torch has threads: intra-op parallelism does not reach a scan's many small
     steps, and under load its spinning barriers made the scan several times slower on two threads.
@@ -246,9 +246,10 @@ class _SelectiveScan(torch.autograd.Function):
             part = slice(k, k + G)
             return forward_group(dtx[part], dt[part], A2, B[part], C[part], h0[part], chunk, S, y[part])
 
-        final, starts = zip(*_run(group, range(0, b, G), pool=b * T >= POOL_MIN_TOKENS))
+        pool = b * T >= POOL_MIN_TOKENS  # backward decides as forward did
+        final, starts = zip(*_run(group, range(0, b, G), pool))
         ctx.save_for_backward(dtx, dt, A, B, C, torch.cat(starts))
-        ctx.chunk, ctx.G, ctx.S = chunk, G, S
+        ctx.chunk, ctx.G, ctx.S, ctx.pool = chunk, G, S, pool
         return y, torch.cat(final)
 
     @staticmethod
@@ -269,7 +270,7 @@ class _SelectiveScan(torch.autograd.Function):
             grads = (ddtx[part], ddt[part], dA, dB[part], dC[part])
             return backward_group(*args, ctx.chunk, S, *grads), dA.sum((0, 1))
 
-        dh0, dA = zip(*_run(group, range(0, b, G), pool=b * dt.shape[1] >= POOL_MIN_TOKENS))
+        dh0, dA = zip(*_run(group, range(0, b, G), ctx.pool))
         return ddtx, ddt, torch.stack(dA).sum(0).t(), dB, dC, torch.cat(dh0), None, None
 
 
